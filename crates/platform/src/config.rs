@@ -1,0 +1,324 @@
+//! Typed configuration read from `W4L_*` environment variables, validated completely before any
+//! port binds. Every variable is declared once below; docs/configuration.md describes each.
+//! The standard `OTEL_*` variables are read by the OpenTelemetry SDK itself (see `telemetry`).
+
+use std::{collections::HashMap, net::SocketAddr, time::Duration};
+
+/// Every environment variable the platform reads, declared once.
+pub mod vars {
+    /// PostgreSQL URL; each service uses its own schema in it unless given its own URL.
+    pub const DATABASE_URL: &str = "W4L_DATABASE_URL";
+    /// Per-service database URL override, `W4L_<SERVICE>_DATABASE_URL` (e.g. `W4L_GRANTS_DATABASE_URL`).
+    pub const SERVICE_DATABASE_URL_SUFFIX: &str = "_DATABASE_URL";
+    /// Redis URL (`redis://127.0.0.1:6379/0`).
+    pub const REDIS_URL: &str = "W4L_REDIS_URL";
+    /// Address the gRPC server listens on (`0.0.0.0:50051`); port 0 picks a free port.
+    pub const LISTEN_ADDR: &str = "W4L_LISTEN_ADDR";
+    /// Size of each service's database connection pool.
+    pub const DATABASE_MAX_CONNECTIONS: &str = "W4L_DATABASE_MAX_CONNECTIONS";
+    /// Calls handled at once per server; beyond it calls are shed with RESOURCE_EXHAUSTED.
+    pub const MAX_CONCURRENT_CALLS: &str = "W4L_MAX_CONCURRENT_CALLS";
+    /// Deadline applied to a call that carries no `grpc-timeout`, in milliseconds.
+    pub const DEFAULT_DEADLINE_MS: &str = "W4L_DEFAULT_DEADLINE_MS";
+    /// How long in-flight calls may drain after shutdown begins, in seconds.
+    pub const SHUTDOWN_GRACE_SECS: &str = "W4L_SHUTDOWN_GRACE_SECS";
+    /// How long a server keeps answering (as NOT_SERVING) after shutdown begins, before it stops
+    /// accepting calls, so load balancers see it leave; in milliseconds.
+    pub const SHUTDOWN_DELAY_MS: &str = "W4L_SHUTDOWN_DELAY_MS";
+    /// Expected `iss` of access tokens.
+    pub const TOKEN_ISSUER: &str = "W4L_TOKEN_ISSUER";
+    /// Expected `aud` of access tokens.
+    pub const TOKEN_AUDIENCE: &str = "W4L_TOKEN_AUDIENCE";
+    /// Clock skew tolerated on `exp` and `nbf`, in seconds (at most 300).
+    pub const TOKEN_LEEWAY_SECS: &str = "W4L_TOKEN_LEEWAY_SECS";
+    /// Secret (at least 32 bytes, base64) that signs page tokens so clients cannot forge them.
+    pub const PAGE_TOKEN_KEY: &str = "W4L_PAGE_TOKEN_KEY";
+    /// Log filter in `tracing` syntax (`info`, `work4life=debug,sqlx=warn`).
+    pub const LOG: &str = "W4L_LOG";
+    /// Log format: `json` (default) or `text`.
+    pub const LOG_FORMAT: &str = "W4L_LOG_FORMAT";
+    /// Standard OpenTelemetry variable: export traces and metrics over OTLP/gRPC when set.
+    pub const OTEL_EXPORTER_OTLP_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+    /// Standard OpenTelemetry variable: the service name resource attribute.
+    pub const OTEL_SERVICE_NAME: &str = "OTEL_SERVICE_NAME";
+}
+
+/// A configuration problem, naming the variable at fault.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("invalid configuration: {variable}: {reason}")]
+pub struct ConfigError {
+    /// The environment variable that is missing or wrong.
+    pub variable: String,
+    /// Why it was refused.
+    pub reason: String,
+}
+
+impl ConfigError {
+    fn new(variable: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self { variable: variable.into(), reason: reason.into() }
+    }
+}
+
+/// Where configuration values come from: the process environment in production, a map in tests.
+pub trait Source {
+    /// The value of `name`, if set and not empty.
+    fn get(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Environment;
+
+impl Source for Environment {
+    fn get(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+    }
+}
+
+impl Source for HashMap<String, String> {
+    fn get(&self, name: &str) -> Option<String> {
+        HashMap::get(self, name).cloned().filter(|v| !v.trim().is_empty())
+    }
+}
+
+/// Settings shared by every service of one process.
+#[derive(Clone)]
+pub struct PlatformConfig {
+    /// Default PostgreSQL URL.
+    pub database_url: String,
+    /// Per-service overrides of the database URL, keyed by service name.
+    pub service_database_urls: HashMap<String, String>,
+    /// Redis URL.
+    pub redis_url: String,
+    /// gRPC listen address.
+    pub listen_addr: SocketAddr,
+    /// Connections per service pool.
+    pub database_max_connections: u32,
+    /// Calls in flight per server before shedding.
+    pub max_concurrent_calls: usize,
+    /// Deadline for calls without `grpc-timeout`.
+    pub default_deadline: Duration,
+    /// Drain time after shutdown begins.
+    pub shutdown_grace: Duration,
+    /// NOT_SERVING time before the listener closes.
+    pub shutdown_delay: Duration,
+    /// Access-token validation settings.
+    pub token: TokenConfig,
+    /// Key for page-token MACs.
+    pub page_token_key: Vec<u8>,
+    /// Log filter.
+    pub log_filter: String,
+    /// Whether logs are JSON.
+    pub log_json: bool,
+    /// OTLP endpoint, when telemetry export is on.
+    pub otlp_endpoint: Option<String>,
+}
+
+/// What an access token must say to be accepted.
+#[derive(Clone, Debug)]
+pub struct TokenConfig {
+    /// Required `iss`.
+    pub issuer: String,
+    /// Required `aud`.
+    pub audience: String,
+    /// Tolerated skew on `exp`/`nbf`.
+    pub leeway: Duration,
+}
+
+impl std::fmt::Debug for PlatformConfig {
+    // Hand-written so that secrets (URLs with passwords, the page-token key) never reach a log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlatformConfig")
+            .field("database_url", &redact_url(&self.database_url))
+            .field("redis_url", &redact_url(&self.redis_url))
+            .field("listen_addr", &self.listen_addr)
+            .field("database_max_connections", &self.database_max_connections)
+            .field("max_concurrent_calls", &self.max_concurrent_calls)
+            .field("default_deadline", &self.default_deadline)
+            .field("shutdown_grace", &self.shutdown_grace)
+            .field("shutdown_delay", &self.shutdown_delay)
+            .field("token", &self.token)
+            .field("otlp_endpoint", &self.otlp_endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Replaces the password of a URL with `***`.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.find(':') {
+                Some(colon) => format!("{}{}:***{}", &url[..scheme_end + 3], &userinfo[..colon], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Local defaults: the PostgreSQL and Redis of a developer machine (README's first command).
+const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/work4life";
+const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379/0";
+const DEFAULT_LISTEN_ADDR: &str = "127.0.0.1:50051";
+/// Only for local runs: production must set `W4L_PAGE_TOKEN_KEY` (the chart always does).
+const DEV_PAGE_TOKEN_KEY: &[u8] = b"work4life-dev-page-token-key-not-for-production";
+
+/// The service names a database URL may be overridden for.
+pub const SERVICES: [&str; 5] = ["identity", "intake", "grants", "coaching", "notifications"];
+
+impl PlatformConfig {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_source(&Environment)
+    }
+
+    /// Reads and validates every variable; the first problem is returned with its variable name.
+    pub fn from_source(src: &impl Source) -> Result<Self, ConfigError> {
+        let database_url = src.get(vars::DATABASE_URL).unwrap_or_else(|| DEFAULT_DATABASE_URL.into());
+        check_url(vars::DATABASE_URL, &database_url, &["postgres", "postgresql"])?;
+        let mut service_database_urls = HashMap::new();
+        for service in SERVICES {
+            let var = format!("W4L_{}{}", service.to_uppercase(), vars::SERVICE_DATABASE_URL_SUFFIX);
+            if let Some(url) = src.get(&var) {
+                check_url(&var, &url, &["postgres", "postgresql"])?;
+                service_database_urls.insert(service.to_string(), url);
+            }
+        }
+        let redis_url = src.get(vars::REDIS_URL).unwrap_or_else(|| DEFAULT_REDIS_URL.into());
+        check_url(vars::REDIS_URL, &redis_url, &["redis", "rediss"])?;
+        let listen_addr = parse(src, vars::LISTEN_ADDR, DEFAULT_LISTEN_ADDR.parse().ok(), "a socket address such as 0.0.0.0:50051")?;
+        let database_max_connections = bounded(src, vars::DATABASE_MAX_CONNECTIONS, 10, 1, 1000)?;
+        let max_concurrent_calls = bounded(src, vars::MAX_CONCURRENT_CALLS, 1024, 1, 1_000_000)?;
+        let default_deadline = Duration::from_millis(bounded(src, vars::DEFAULT_DEADLINE_MS, 30_000, 1, 3_600_000)?);
+        let shutdown_grace = Duration::from_secs(bounded(src, vars::SHUTDOWN_GRACE_SECS, 20, 0, 600)?);
+        let shutdown_delay = Duration::from_millis(bounded(src, vars::SHUTDOWN_DELAY_MS, 2_000, 0, 60_000)?);
+        let token = TokenConfig {
+            issuer: src.get(vars::TOKEN_ISSUER).unwrap_or_else(|| "https://identity.work4life.local".into()),
+            audience: src.get(vars::TOKEN_AUDIENCE).unwrap_or_else(|| "work4life".into()),
+            leeway: Duration::from_secs(bounded(src, vars::TOKEN_LEEWAY_SECS, 30, 0, 300)?),
+        };
+        let page_token_key = match src.get(vars::PAGE_TOKEN_KEY) {
+            None => DEV_PAGE_TOKEN_KEY.to_vec(),
+            Some(b64) => {
+                use base64::Engine as _;
+                let key = base64::engine::general_purpose::STANDARD
+                    .decode(b64.trim())
+                    .map_err(|_| ConfigError::new(vars::PAGE_TOKEN_KEY, "not valid base64"))?;
+                if key.len() < 32 {
+                    return Err(ConfigError::new(vars::PAGE_TOKEN_KEY, "must decode to at least 32 bytes"));
+                }
+                key
+            }
+        };
+        let log_json = match src.get(vars::LOG_FORMAT).as_deref() {
+            None | Some("json") => true,
+            Some("text") => false,
+            Some(other) => return Err(ConfigError::new(vars::LOG_FORMAT, format!("must be json or text, not {other:?}"))),
+        };
+        let otlp_endpoint = src.get(vars::OTEL_EXPORTER_OTLP_ENDPOINT);
+        if let Some(endpoint) = &otlp_endpoint {
+            check_url(vars::OTEL_EXPORTER_OTLP_ENDPOINT, endpoint, &["http", "https"])?;
+        }
+        Ok(Self {
+            database_url,
+            service_database_urls,
+            redis_url,
+            listen_addr,
+            database_max_connections,
+            max_concurrent_calls,
+            default_deadline,
+            shutdown_grace,
+            shutdown_delay,
+            token,
+            page_token_key,
+            log_filter: src.get(vars::LOG).unwrap_or_else(|| "info".into()),
+            log_json,
+            otlp_endpoint,
+        })
+    }
+
+    /// The database URL a service uses: its own override, or the shared one.
+    pub fn database_url_for(&self, service: &str) -> &str {
+        self.service_database_urls.get(service).map_or(&self.database_url, String::as_str)
+    }
+}
+
+fn check_url(variable: &str, value: &str, schemes: &[&str]) -> Result<(), ConfigError> {
+    let scheme = value.split_once("://").map(|(s, _)| s);
+    match scheme {
+        Some(s) if schemes.contains(&s) => Ok(()),
+        _ => Err(ConfigError::new(variable, format!("must be a URL starting with {}://", schemes.join(":// or ")))),
+    }
+}
+
+fn parse<T: std::str::FromStr>(src: &impl Source, variable: &str, default: Option<T>, expected: &str) -> Result<T, ConfigError> {
+    match src.get(variable) {
+        Some(raw) => raw.trim().parse().map_err(|_| ConfigError::new(variable, format!("expected {expected}, got {raw:?}"))),
+        None => default.ok_or_else(|| ConfigError::new(variable, "is required")),
+    }
+}
+
+fn bounded<T>(src: &impl Source, variable: &str, default: T, min: T, max: T) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
+{
+    let value: T = parse(src, variable, Some(default), "an integer")?;
+    if value < min || value > max {
+        return Err(ConfigError::new(variable, format!("must be between {min} and {max}, got {value}")));
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_are_local_and_valid() {
+        let cfg = PlatformConfig::from_source(&source(&[])).expect("defaults");
+        assert_eq!(cfg.redis_url, DEFAULT_REDIS_URL);
+        assert_eq!(cfg.max_concurrent_calls, 1024);
+        assert!(cfg.log_json);
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        let cases = [
+            (vars::DATABASE_URL, "mysql://x"),
+            (vars::REDIS_URL, "127.0.0.1:6379"),
+            (vars::LISTEN_ADDR, "localhost"),
+            (vars::MAX_CONCURRENT_CALLS, "0"),
+            (vars::DEFAULT_DEADLINE_MS, "soon"),
+            (vars::TOKEN_LEEWAY_SECS, "3600"),
+            (vars::PAGE_TOKEN_KEY, "c2hvcnQ="),
+            (vars::LOG_FORMAT, "xml"),
+            ("W4L_GRANTS_DATABASE_URL", "http://x"),
+            (vars::OTEL_EXPORTER_OTLP_ENDPOINT, "collector:4317"),
+        ];
+        for (variable, value) in cases {
+            let err = PlatformConfig::from_source(&source(&[(variable, value)])).expect_err(variable);
+            assert_eq!(err.variable, variable, "{err}");
+            assert!(err.to_string().contains(variable));
+        }
+    }
+
+    #[test]
+    fn service_database_url_overrides_the_shared_one() {
+        let cfg = PlatformConfig::from_source(&source(&[("W4L_GRANTS_DATABASE_URL", "postgres://u:secret@db/grants")])).expect("cfg");
+        assert_eq!(cfg.database_url_for("grants"), "postgres://u:secret@db/grants");
+        assert_eq!(cfg.database_url_for("intake"), DEFAULT_DATABASE_URL);
+    }
+
+    #[test]
+    fn debug_output_hides_passwords() {
+        let cfg = PlatformConfig::from_source(&source(&[(vars::DATABASE_URL, "postgres://app:hunter2@db:5432/w4l")])).expect("cfg");
+        let shown = format!("{cfg:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("app:***@db"));
+    }
+}
