@@ -8,16 +8,19 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 admin=${W4L_SQLX_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 db=work4life_sqlx_$$
-url=${admin%/*}/$db
+# Service tables live in their own schemas; the macros see them all through this search_path
+# (platform tables in public first). Services must therefore not reuse each other's table names.
+url="${admin%/*}/$db?options=-c%20search_path%3Dpublic%2Cidentity%2Cintake%2Cgrants%2Ccoaching%2Cnotifications"
+plain_url=${admin%/*}/$db
 psql -q "$admin" -c "CREATE DATABASE $db" >/dev/null
 trap 'psql -q "$admin" -c "DROP DATABASE IF EXISTS $db" >/dev/null' EXIT
-for f in crates/platform/migrations/*.sql; do psql -q -v ON_ERROR_STOP=1 "$url" -f "$f" >/dev/null; done
+for f in crates/platform/migrations/*.sql; do psql -q -v ON_ERROR_STOP=1 "$plain_url" -f "$f" >/dev/null; done
 for s in services/*/; do
   name=$(basename "$s")
   [ -d "$s/migrations" ] || continue
   ls "$s"/migrations/*.sql >/dev/null 2>&1 || continue
-  psql -q -v ON_ERROR_STOP=1 "$url" -c "CREATE SCHEMA IF NOT EXISTS $name" >/dev/null
-  for f in "$s"/migrations/*.sql; do PGOPTIONS="-c search_path=$name" psql -q -v ON_ERROR_STOP=1 "$url" -f "$f" >/dev/null; done
+  psql -q -v ON_ERROR_STOP=1 "$plain_url" -c "CREATE SCHEMA IF NOT EXISTS $name" >/dev/null
+  for f in "$s"/migrations/*.sql; do PGOPTIONS="-c search_path=$name" psql -q -v ON_ERROR_STOP=1 "$plain_url" -f "$f" >/dev/null; done
 done
 out=.sqlx
 [ "${1:-}" = "--check" ] && out=$(mktemp -d)

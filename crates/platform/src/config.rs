@@ -10,6 +10,9 @@ pub mod vars {
     pub const DATABASE_URL: &str = "W4L_DATABASE_URL";
     /// Per-service database URL override, `W4L_<SERVICE>_DATABASE_URL` (e.g. `W4L_GRANTS_DATABASE_URL`).
     pub const SERVICE_DATABASE_URL_SUFFIX: &str = "_DATABASE_URL";
+    /// Address of a peer service, `W4L_<SERVICE>_URL` (`http://grants:50051`); unset means the
+    /// service is hosted by this same process (all-in-one) and is called over loopback.
+    pub const SERVICE_URL_SUFFIX: &str = "_URL";
     /// Redis URL (`redis://127.0.0.1:6379/0`).
     pub const REDIS_URL: &str = "W4L_REDIS_URL";
     /// Address the gRPC server listens on (`0.0.0.0:50051`); port 0 picks a free port.
@@ -88,6 +91,8 @@ pub struct PlatformConfig {
     pub database_url: String,
     /// Per-service overrides of the database URL, keyed by service name.
     pub service_database_urls: HashMap<String, String>,
+    /// Peer service URLs by service name.
+    pub peer_urls: HashMap<String, String>,
     /// Redis URL.
     pub redis_url: String,
     /// gRPC listen address.
@@ -131,6 +136,7 @@ impl std::fmt::Debug for PlatformConfig {
         f.debug_struct("PlatformConfig")
             .field("database_url", &redact_url(&self.database_url))
             .field("redis_url", &redact_url(&self.redis_url))
+            .field("peer_urls", &self.peer_urls)
             .field("listen_addr", &self.listen_addr)
             .field("database_max_connections", &self.database_max_connections)
             .field("max_concurrent_calls", &self.max_concurrent_calls)
@@ -160,6 +166,8 @@ pub fn redact_url(url: &str) -> String {
 /// Local defaults: the PostgreSQL and Redis of a developer machine (README's first command).
 const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/work4life";
 const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379/0";
+/// sqlx reports every PostgreSQL NOTICE at info ("schema already exists, skipping"): too chatty.
+const DEFAULT_LOG_FILTER: &str = "info,sqlx::postgres::notice=warn";
 const DEFAULT_LISTEN_ADDR: &str = "127.0.0.1:50051";
 /// Only for local runs: production must set `W4L_PAGE_TOKEN_KEY` (the chart always does).
 const DEV_PAGE_TOKEN_KEY: &[u8] = b"work4life-dev-page-token-key-not-for-production";
@@ -183,6 +191,14 @@ impl PlatformConfig {
             if let Some(url) = src.get(&var) {
                 check_url(&var, &url, &["postgres", "postgresql"])?;
                 service_database_urls.insert(service.to_string(), url);
+            }
+        }
+        let mut peer_urls = HashMap::new();
+        for service in SERVICES {
+            let var = format!("W4L_{}{}", service.to_uppercase(), vars::SERVICE_URL_SUFFIX);
+            if let Some(url) = src.get(&var) {
+                check_url(&var, &url, &["http", "https"])?;
+                peer_urls.insert(service.to_string(), url);
             }
         }
         let redis_url = src.get(vars::REDIS_URL).unwrap_or_else(|| DEFAULT_REDIS_URL.into());
@@ -223,6 +239,7 @@ impl PlatformConfig {
         Ok(Self {
             database_url,
             service_database_urls,
+            peer_urls,
             redis_url,
             listen_addr,
             database_max_connections,
@@ -232,7 +249,7 @@ impl PlatformConfig {
             shutdown_delay,
             token,
             page_token_key,
-            log_filter: src.get(vars::LOG).unwrap_or_else(|| "info".into()),
+            log_filter: src.get(vars::LOG).unwrap_or_else(|| DEFAULT_LOG_FILTER.into()),
             log_json,
             otlp_endpoint,
         })
@@ -298,6 +315,7 @@ mod tests {
             (vars::PAGE_TOKEN_KEY, "c2hvcnQ="),
             (vars::LOG_FORMAT, "xml"),
             ("W4L_GRANTS_DATABASE_URL", "http://x"),
+            ("W4L_INTAKE_URL", "intake:50051"),
             (vars::OTEL_EXPORTER_OTLP_ENDPOINT, "collector:4317"),
         ];
         for (variable, value) in cases {

@@ -12,6 +12,7 @@
 //! - [`outbox`], [`consumer`]: events, exactly once in effect, through Redis Streams
 //! - [`audit`]: the append-only hash-chained audit log
 //! - [`db`]: pools per schema, migrations, deadline-bounded transactions
+//! - [`host`]: running a set of services in one process (the `--target` of the binary)
 //! - [`server`]: hosting services with health, reflection and graceful shutdown
 
 #![forbid(unsafe_code)]
@@ -22,6 +23,7 @@ pub mod config;
 pub mod consumer;
 pub mod db;
 pub mod error;
+pub mod host;
 pub mod idempotency;
 pub mod outbox;
 pub mod pagination;

@@ -99,9 +99,12 @@ pub async fn bind(addr: SocketAddr) -> anyhow::Result<(TcpListener, SocketAddr)>
 }
 
 /// Serves `routes` behind `stack` until `shutdown` is cancelled and the drain is over.
+/// Reflection advertises the `advertised` services besides health and reflection.
+#[allow(clippy::too_many_arguments)]
 pub async fn serve(
     listener: TcpListener,
     mut routes: RoutesBuilder,
+    advertised: Vec<String>,
     stack: ServerStack,
     probes: Vec<Probe>,
     redis: ConnectionManager,
@@ -116,9 +119,14 @@ pub async fn serve(
 
     routes.add_service(health_service);
     let reflection = || {
-        tonic_reflection::server::Builder::configure()
+        let mut builder = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(work4life_proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .with_service_name("grpc.health.v1.Health");
+        for name in &advertised {
+            builder = builder.with_service_name(name.clone());
+        }
+        builder
     };
     routes.add_service(reflection().build_v1()?);
     routes.add_service(reflection().build_v1alpha()?);

@@ -1,1 +1,187 @@
-fn main() {}
+//! `work4life`: the one binary of the suite.
+//!
+//! ```text
+//! work4life --target=all serve [--migrate] [--seed]   run services (all, one, or a comma list)
+//! work4life --target=grants migrate                   apply the migrations of the targets
+//! work4life --target=all seed                         load reference and demo data
+//! ```
+//! Configuration comes from `W4L_*` variables (docs/configuration.md) and is validated before
+//! anything connects or binds.
+
+use std::{process::ExitCode, sync::Arc};
+
+use clap::{Parser, Subcommand};
+use work4life_platform::{
+    auth::InMemoryKeySource,
+    config::PlatformConfig,
+    host::{self, HostOptions, ServiceDefinition},
+};
+
+/// Every service the binary can run, in dependency order (identity first: others verify its tokens).
+const ALL: [ServiceDefinition; 5] = [
+    work4life_identity::SERVICE,
+    work4life_intake::SERVICE,
+    work4life_grants::SERVICE,
+    work4life_coaching::SERVICE,
+    work4life_notifications::SERVICE,
+];
+
+#[derive(Parser)]
+#[command(name = "work4life", version, about = "work4life services: identity, intake, grants, coaching, notifications")]
+struct Cli {
+    /// Services to act on: `all`, one name, or a comma-separated list.
+    #[arg(long, global = true, default_value = "all", env = "W4L_TARGET")]
+    target: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the targets on W4L_LISTEN_ADDR until SIGTERM or Ctrl-C.
+    Serve {
+        /// Apply migrations first (local runs; Kubernetes runs `migrate` as a Job).
+        #[arg(long)]
+        migrate: bool,
+        /// Load reference and demo data first (implies --migrate).
+        #[arg(long)]
+        seed: bool,
+    },
+    /// Apply the targets' migrations and exit (the Helm pre-install/pre-upgrade Job).
+    Migrate,
+    /// Load reference and demo data and exit; idempotent.
+    Seed,
+}
+
+fn select(target: &str) -> Result<Vec<ServiceDefinition>, String> {
+    if target.trim() == "all" {
+        return Ok(ALL.to_vec());
+    }
+    let mut chosen = Vec::new();
+    for name in target.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let Some(service) = ALL.iter().find(|s| s.name == name) else {
+            let names: Vec<_> = ALL.iter().map(|s| s.name).collect();
+            return Err(format!("unknown target {name:?}: expected all or a comma list of {}", names.join(", ")));
+        };
+        if !chosen.iter().any(|s: &ServiceDefinition| s.name == name) {
+            chosen.push(*service);
+        }
+    }
+    if chosen.is_empty() {
+        return Err("--target names no service".into());
+    }
+    Ok(chosen)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let services = match select(&cli.target) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("work4life: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let config = match PlatformConfig::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("work4life: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let name = std::env::var("OTEL_SERVICE_NAME").unwrap_or_else(|_| format!("work4life-{}", cli.target.replace(',', "-")));
+    let telemetry = match work4life_platform::telemetry::init(&name, &config) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("work4life: telemetry: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = run(cli.command, config, services).await;
+    telemetry.flush();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "work4life failed");
+            eprintln!("work4life: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, config: PlatformConfig, services: Vec<ServiceDefinition>) -> anyhow::Result<()> {
+    match command {
+        Command::Migrate => {
+            host::connect_pools(&config, &services, true).await?;
+            println!("migrations applied: {}", names(&services));
+            Ok(())
+        }
+        Command::Seed => seed(&config, &services).await,
+        Command::Serve { migrate, seed: with_seed } => {
+            if with_seed {
+                seed(&config, &services).await?;
+            }
+            // Until identity publishes its key set (identity capability), no key is trusted:
+            // every method that needs a token answers UNAUTHENTICATED.
+            let key_source = Arc::new(InMemoryKeySource::default());
+            let running = host::start(HostOptions { config, services: services.clone(), key_source, migrate: migrate || with_seed }).await?;
+            println!("work4life serving {} on {} (gRPC, reflection on; try: buf curl --protocol grpc --http2-prior-knowledge --list-methods http://{})", names(&services), running.addr, running.addr);
+            shutdown_signal().await;
+            running.shutdown.cancel();
+            running.done.await??;
+            Ok(())
+        }
+    }
+}
+
+async fn seed(config: &PlatformConfig, services: &[ServiceDefinition]) -> anyhow::Result<()> {
+    let pools = host::connect_pools(config, services, true).await?;
+    for (service, pool) in services.iter().zip(&pools) {
+        if let Some(seed) = service.seed {
+            for line in seed(pool).await? {
+                println!("seed: {line}");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn names(services: &[ServiceDefinition]) -> String {
+    services.iter().map(|s| s.name).collect::<Vec<_>>().join(",")
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutdown signal received");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::select;
+
+    #[test]
+    fn targets_parse() {
+        assert_eq!(select("all").expect("all").len(), 5);
+        let some = select("grants, identity,grants").expect("list");
+        assert_eq!(some.iter().map(|s| s.name).collect::<Vec<_>>(), ["grants", "identity"]);
+        assert!(select("billing").expect_err("unknown").contains("billing"));
+        assert!(select(",").is_err());
+    }
+}
