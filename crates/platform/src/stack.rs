@@ -230,7 +230,7 @@ where
             // 5. deadline
             let budget = grpc_timeout(req.headers()).unwrap_or(shared.config.default_deadline);
             // Answer a little before the caller's own clock runs out, so it learns why.
-            let budget = budget.saturating_sub((budget / 100).min(Duration::from_millis(5)));
+            let budget = budget.saturating_sub((budget / 10).min(Duration::from_millis(20)));
             let deadline = started + budget;
             let handler = REQUEST_ID.scope(Arc::clone(&request_id), DEADLINE.scope(deadline, inner.call(req)));
             let response = match tokio::time::timeout_at(deadline.into(), handler).await {

@@ -14,7 +14,7 @@ use opentelemetry::{
 };
 use opentelemetry_sdk::{metrics::SdkMeterProvider, propagation::TraceContextPropagator, trace::SdkTracerProvider};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
-use tracing_subscriber::{EnvFilter, layer::SubscriberExt, util::SubscriberInitExt};
+use tracing_subscriber::{EnvFilter, Layer as _, filter::LevelFilter, layer::SubscriberExt, util::SubscriberInitExt};
 
 use crate::config::PlatformConfig;
 
@@ -66,15 +66,16 @@ pub fn init(service_name: &str, config: &PlatformConfig) -> anyhow::Result<Telem
     let tracer = tracer_provider.tracer("work4life");
 
     if INSTALLED.set(()).is_ok() {
+        // The log filter applies to log output only: spans for traces are always recorded at
+        // info, so that W4L_LOG=warn does not break trace propagation between services.
         let filter = EnvFilter::try_new(&config.log_filter).map_err(|e| anyhow::anyhow!("W4L_LOG: {e}"))?;
-        let otel = tracing_opentelemetry::layer().with_tracer(tracer);
-        let registry = tracing_subscriber::registry().with(filter).with(otel);
+        let otel = tracing_opentelemetry::layer().with_tracer(tracer).with_filter(LevelFilter::INFO);
+        let registry = tracing_subscriber::registry().with(otel);
         if config.log_json {
-            registry
-                .with(tracing_subscriber::fmt::layer().json().flatten_event(true).with_current_span(true).with_span_list(false))
-                .try_init()?;
+            let logs = tracing_subscriber::fmt::layer().json().flatten_event(true).with_current_span(true).with_span_list(false);
+            registry.with(logs.with_filter(filter)).try_init()?;
         } else {
-            registry.with(tracing_subscriber::fmt::layer()).try_init()?;
+            registry.with(tracing_subscriber::fmt::layer().with_filter(filter)).try_init()?;
         }
     }
     Ok(TelemetryGuard { tracer_provider, meter_provider })
