@@ -56,7 +56,7 @@ async fn expired_deadline_cancels_the_database_work() {
     let seconds = marker.trim_start_matches("sleep:").parse::<f64>().expect("ms") / 1000.0;
     let pattern = "SELECT pg_sleep($1)".to_string();
     let mut still_running = true;
-    for _ in 0..40 {
+    for _ in 0..200 {
         let n: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE query = $1 AND state = 'active'")
             .bind(&pattern)
             .fetch_one(&pool)
