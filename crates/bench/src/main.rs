@@ -1,1 +1,374 @@
-fn main() {}
+//! `work4life-bench`: the load generator every figure in docs/benchmarks.md comes from, and the
+//! bare echo server those figures are compared with.
+//!
+//! ```text
+//! work4life-bench serve --mode bare|stack         an echo server; prints {"addr","token"} on stdout
+//! work4life-bench load --addr URL [--rate R] ...  closed loop (default) or fixed rate
+//! work4life-bench compare [--duration 10] ...     bare vs full stack, each in its own process, one run
+//! ```
+//! Closed loop: `concurrency` callers each send the next call when the previous answers
+//! (throughput). Fixed rate: calls start on a schedule whatever the answers do, and latency is
+//! measured from the scheduled start (no coordinated omission).
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Child, Command as Process, Stdio},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand, ValueEnum};
+use hdrhistogram::Histogram;
+use tokio::sync::Mutex;
+use tonic::{Request, Response, Status, transport::Endpoint};
+use work4life_platform::{
+    auth::{Claims, InMemoryKeySource, RoleBinding, TokenVerifier, signing::SigningKey},
+    config::{PlatformConfig, TokenConfig},
+    stack::{AuthPolicy, ServerStack, StackConfig},
+};
+use work4life_proto::testing::{
+    EchoRequest, EchoResponse,
+    echo_service_client::EchoServiceClient,
+    echo_service_server::{EchoService, EchoServiceServer},
+};
+
+#[derive(Parser)]
+#[command(name = "work4life-bench", about = "gRPC load generator and baseline echo server")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug)]
+enum Mode {
+    /// tonic with no middleware at all: the baseline.
+    Bare,
+    /// the full work4life stack (request id, trace span, admission, token check, deadline, metrics).
+    Stack,
+}
+
+#[derive(clap::Args, Clone)]
+struct LoadArgs {
+    /// HTTP/2 connections.
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
+    /// Callers in flight (closed loop) or the cap on in-flight calls (fixed rate).
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Seconds of measurement (after one second of warm-up).
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    /// Calls per second for a fixed-rate run; absent means closed loop.
+    #[arg(long)]
+    rate: Option<u64>,
+    /// Payload bytes per call.
+    #[arg(long, default_value_t = 64)]
+    payload: usize,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve EchoService on 127.0.0.1 (port 0), bare or behind the stack.
+    Serve {
+        #[arg(long, value_enum)]
+        mode: Mode,
+        /// Tokio worker threads of the server.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// Stack mode without telemetry installed (to see what tracing costs).
+        #[arg(long)]
+        no_telemetry: bool,
+    },
+    /// Drive an echo server.
+    Load {
+        /// Server URL, `http://127.0.0.1:50051`.
+        #[arg(long)]
+        addr: String,
+        /// Bearer token to send.
+        #[arg(long, default_value = "")]
+        token: String,
+        #[command(flatten)]
+        args: LoadArgs,
+    },
+    /// Run the same load against the bare server and the full stack, each in its own process.
+    Compare {
+        /// Tokio worker threads of each server (the machine has 2 cores; the client gets the rest).
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// Alternating rounds of bare and stack; the ratio is over the sums (evens out drift).
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        #[command(flatten)]
+        args: LoadArgs,
+    },
+}
+
+struct Echo;
+
+#[tonic::async_trait]
+impl EchoService for Echo {
+    async fn echo(&self, request: Request<EchoRequest>) -> Result<Response<EchoResponse>, Status> {
+        let r = request.into_inner();
+        Ok(Response::new(EchoResponse { message: r.message, payload: r.payload }))
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve { mode, threads, no_telemetry } => {
+            tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build()?.block_on(serve(mode, !no_telemetry))
+        }
+        Command::Load { addr, token, args } => {
+            let report = client_runtime()?.block_on(load(&addr, &token, &args))?;
+            println!("{}", report.summary("load"));
+            Ok(())
+        }
+        Command::Compare { threads, rounds, args } => compare(threads, rounds, &args),
+    }
+}
+
+fn client_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?)
+}
+
+const ISSUER: &str = "https://identity.bench";
+
+async fn serve(mode: Mode, telemetry: bool) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let incoming = tokio_stream_from(listener);
+    let key = SigningKey::generate("bench-1")?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+    let token = key.sign(&Claims {
+        iss: ISSUER.into(),
+        aud: "work4life".into(),
+        sub: "accounts/bench".into(),
+        exp: now + 3600,
+        nbf: now - 1,
+        iat: now,
+        jti: "bench".into(),
+        roles: vec![RoleBinding { role: "officer".into(), org: Some("organizations/cefa".into()), zones: vec!["oujda".into()] }],
+    })?;
+    println!("{}", serde_json::json!({ "addr": format!("http://{addr}"), "token": token }));
+    match mode {
+        Mode::Bare => {
+            tonic::transport::Server::builder().add_service(EchoServiceServer::new(Echo)).serve_with_incoming(incoming).await?;
+        }
+        Mode::Stack => {
+            // As in production: telemetry installed (spans recorded, JSON logs at info).
+            let config = PlatformConfig::from_env()?;
+            let _telemetry = if telemetry { Some(work4life_platform::telemetry::init("bench-stack", &config)?) } else { None };
+            let keys = InMemoryKeySource::new(jsonwebtoken::jwk::JwkSet { keys: vec![key.public_jwk()] });
+            let verifier = TokenVerifier::new(Arc::new(keys), TokenConfig { issuer: ISSUER.into(), audience: "work4life".into(), leeway: Duration::from_secs(30) });
+            let stack = ServerStack::new(StackConfig {
+                max_concurrent_calls: config.max_concurrent_calls,
+                default_deadline: config.default_deadline,
+                verifier: Some(Arc::new(verifier)),
+                auth_policy: AuthPolicy::default(),
+            });
+            tonic::transport::Server::builder().layer(stack).add_service(EchoServiceServer::new(Echo)).serve_with_incoming(incoming).await?;
+        }
+    }
+    Ok(())
+}
+
+fn tokio_stream_from(listener: tokio::net::TcpListener) -> impl futures::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    futures::stream::unfold(listener, |listener| async move {
+        let accepted = listener.accept().await.map(|(stream, _)| {
+            let _ = stream.set_nodelay(true);
+            stream
+        });
+        Some((accepted, listener))
+    })
+}
+
+/// What one run measured.
+struct Report {
+    calls: u64,
+    errors: u64,
+    elapsed: Duration,
+    latency: Histogram<u64>,
+}
+
+impl Report {
+    fn throughput(&self) -> f64 {
+        self.calls as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn summary(&self, label: &str) -> String {
+        let us = |q: f64| self.latency.value_at_quantile(q) as f64 / 1000.0;
+        format!(
+            "{label}: {:.0} calls/s, {} calls, {} errors, latency ms p50 {:.3} p90 {:.3} p99 {:.3} max {:.3}",
+            self.throughput(),
+            self.calls,
+            self.errors,
+            us(0.50),
+            us(0.90),
+            us(0.99),
+            self.latency.max() as f64 / 1000.0
+        )
+    }
+}
+
+async fn load(addr: &str, token: &str, args: &LoadArgs) -> anyhow::Result<Report> {
+    let mut clients = Vec::new();
+    for _ in 0..args.connections.max(1) {
+        let channel = Endpoint::from_shared(addr.to_string())?.tcp_nodelay(true).connect().await.with_context(|| format!("connecting to {addr}"))?;
+        clients.push(EchoServiceClient::new(channel));
+    }
+    let request = EchoRequest { message: "bench".into(), payload: vec![7u8; args.payload] };
+    let auth: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>> = if token.is_empty() { None } else { Some(format!("Bearer {token}").parse()?) };
+    let warmup = Duration::from_secs(1);
+    let measure = Duration::from_secs(args.duration);
+    let started = Instant::now();
+    let measure_from = started + warmup;
+    let stop_at = measure_from + measure;
+    let totals = Arc::new(Mutex::new((0u64, 0u64, Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?)));
+
+    let call = move |client: &mut EchoServiceClient<tonic::transport::Channel>| {
+        let mut r = Request::new(request.clone());
+        if let Some(a) = &auth {
+            r.metadata_mut().insert("authorization", a.clone());
+        }
+        let mut client = client.clone();
+        async move { client.echo(r).await.is_ok() }
+    };
+
+    let mut tasks = Vec::new();
+    match args.rate {
+        None => {
+            for i in 0..args.concurrency.max(1) {
+                let mut client = clients[i % clients.len()].clone();
+                let totals = Arc::clone(&totals);
+                let call = call.clone();
+                tasks.push(tokio::spawn(async move {
+                    let mut local = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap_or_else(|_| unreachable!("valid bounds"));
+                    let (mut calls, mut errors) = (0u64, 0u64);
+                    loop {
+                        let t0 = Instant::now();
+                        if t0 >= stop_at {
+                            break;
+                        }
+                        let ok = call(&mut client).await;
+                        if t0 >= measure_from {
+                            calls += 1;
+                            errors += u64::from(!ok);
+                            let _ = local.record(t0.elapsed().as_micros() as u64);
+                        }
+                    }
+                    let mut t = totals.lock().await;
+                    t.0 += calls;
+                    t.1 += errors;
+                    let _ = t.2.add(&local);
+                }));
+            }
+        }
+        Some(rate) => {
+            let interval = Duration::from_secs_f64(1.0 / rate.max(1) as f64);
+            let permits = Arc::new(tokio::sync::Semaphore::new(args.concurrency.max(1)));
+            let mut next = started;
+            let mut i = 0usize;
+            while next < stop_at {
+                tokio::time::sleep_until(next.into()).await;
+                let scheduled = next;
+                next += interval;
+                let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
+                    // Over the in-flight cap: the call is counted as an error (the server is not keeping up).
+                    if scheduled >= measure_from {
+                        let mut t = totals.lock().await;
+                        t.0 += 1;
+                        t.1 += 1;
+                    }
+                    continue;
+                };
+                let mut client = clients[i % clients.len()].clone();
+                i += 1;
+                let totals = Arc::clone(&totals);
+                let call = call.clone();
+                tasks.push(tokio::spawn(async move {
+                    let ok = call(&mut client).await;
+                    drop(permit);
+                    if scheduled >= measure_from {
+                        let mut t = totals.lock().await;
+                        t.0 += 1;
+                        t.1 += u64::from(!ok);
+                        let _ = t.2.record(scheduled.elapsed().as_micros() as u64);
+                    }
+                }));
+            }
+        }
+    }
+    for task in tasks {
+        task.await?;
+    }
+    let (calls, errors, latency) = Arc::try_unwrap(totals).map_err(|_| anyhow::anyhow!("tasks still hold totals"))?.into_inner();
+    Ok(Report { calls, errors, elapsed: measure, latency })
+}
+
+struct ServerProcess {
+    child: Child,
+    addr: String,
+    token: String,
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn_server(mode: Mode, threads: usize) -> anyhow::Result<ServerProcess> {
+    let exe = std::env::current_exe()?;
+    let mode = match mode {
+        Mode::Bare => "bare",
+        Mode::Stack => "stack",
+    };
+    let mut child = Process::new(exe)
+        .args(["serve", "--mode", mode, "--threads", &threads.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let stdout = child.stdout.take().context("server stdout")?;
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line)?;
+    let info: serde_json::Value = serde_json::from_str(&line).with_context(|| format!("server said {line:?}"))?;
+    Ok(ServerProcess {
+        child,
+        addr: info["addr"].as_str().context("addr")?.to_string(),
+        token: info["token"].as_str().context("token")?.to_string(),
+    })
+}
+
+fn compare(threads: usize, rounds: usize, args: &LoadArgs) -> anyhow::Result<()> {
+    let runtime = client_runtime()?;
+    // Neighbours on a shared machine move absolute figures between runs; each round measures both
+    // back to back, and the median of the per-round ratios is the figure.
+    let mut ratios = Vec::new();
+    for round in 1..=rounds.max(1) {
+        let mut throughput = [0f64; 2];
+        for (i, mode) in [Mode::Bare, Mode::Stack].into_iter().enumerate() {
+            let server = spawn_server(mode, threads)?;
+            let token = if mode == Mode::Stack { server.token.clone() } else { String::new() };
+            let report = runtime.block_on(load(&server.addr, &token, args))?;
+            println!("round {round} {}", report.summary(&format!("{mode:?}").to_lowercase()));
+            throughput[i] = (report.calls - report.errors) as f64 / report.elapsed.as_secs_f64();
+        }
+        ratios.push(throughput[1] / throughput[0]);
+    }
+    ratios.sort_by(f64::total_cmp);
+    let median = ratios[ratios.len() / 2];
+    println!(
+        "stack/bare throughput, median of rounds: {:.1}% (rounds {}; {} connections, {} {}, {} s each, {} B payload, server threads {threads})",
+        median * 100.0,
+        ratios.iter().map(|r| format!("{:.1}%", r * 100.0)).collect::<Vec<_>>().join(" "),
+        args.connections,
+        args.concurrency,
+        if args.rate.is_some() { "max in flight" } else { "callers" },
+        args.duration,
+        args.payload
+    );
+    Ok(())
+}

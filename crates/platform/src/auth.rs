@@ -92,7 +92,7 @@ impl Principal {
 
 /// Finds the caller of a tonic request, or refuses with UNAUTHENTICATED.
 pub fn principal<T>(request: &tonic::Request<T>) -> Result<&Principal, ServiceError> {
-    request.extensions().get::<Principal>().ok_or(ServiceError::Unauthenticated("missing credentials"))
+    request.extensions().get::<Arc<Principal>>().map(|p| p.as_ref()).ok_or(ServiceError::Unauthenticated("missing credentials"))
 }
 
 /// Where the published public keys come from (identity's key set).
@@ -178,7 +178,7 @@ pub struct TokenVerifier {
     config: TokenConfig,
     keys: RwLock<Arc<HashMap<String, Arc<Key>>>>,
     last_refresh: tokio::sync::Mutex<Option<Instant>>,
-    verified: RwLock<HashMap<String, Principal>>,
+    verified: RwLock<HashMap<String, Arc<Principal>>>,
 }
 
 impl TokenVerifier {
@@ -193,12 +193,12 @@ impl TokenVerifier {
         }
     }
 
-    /// Verifies `token` and returns the caller it names.
-    pub async fn verify(&self, token: &str) -> Result<Principal, TokenError> {
+    /// Verifies `token` and returns the caller it names (shared: a cached token costs no copy).
+    pub async fn verify(&self, token: &str) -> Result<Arc<Principal>, TokenError> {
         let now = unix_now();
         if let Some(principal) = self.verified.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(token) {
             if principal.expires_at + self.config.leeway.as_secs() > now {
-                return Ok(principal.clone());
+                return Ok(Arc::clone(principal));
             }
         }
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
@@ -237,14 +237,14 @@ impl TokenVerifier {
             }
         })?;
         let claims = data.claims;
-        let principal = Principal { subject: claims.sub, token_id: claims.jti, roles: claims.roles, expires_at: claims.exp };
+        let principal = Arc::new(Principal { subject: claims.sub, token_id: claims.jti, roles: claims.roles, expires_at: claims.exp });
         let mut verified = self.verified.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         if verified.len() >= VERIFIED_CACHE_CAPACITY {
             // Dropping everything is crude but bounded and rare: a full cache means 10,000
             // distinct live tokens, and each costs one signature check to re-enter.
             verified.clear();
         }
-        verified.insert(token.to_string(), principal.clone());
+        verified.insert(token.to_string(), Arc::clone(&principal));
         Ok(principal)
     }
 

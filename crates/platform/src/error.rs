@@ -163,12 +163,14 @@ impl From<ServiceError> for Status {
             ServiceError::ResourceExhausted(why) => (Code::ResourceExhausted, why.to_string()),
             ServiceError::DeadlineExceeded => (Code::DeadlineExceeded, "deadline exceeded".to_string()),
             ServiceError::Unavailable(why) => {
-                tracing::warn!(cause = %why, "dependency unavailable");
+                let request_id = crate::stack::current_request_id().unwrap_or_default();
+                tracing::warn!(cause = %why, %request_id, "dependency unavailable");
                 (Code::Unavailable, "service temporarily unavailable, retry with backoff".to_string())
             }
             ServiceError::Internal(cause) => {
                 // The cause may hold SQL, addresses or personal data: it goes to the log only.
-                tracing::error!(error = format!("{cause:#}"), "internal error");
+                let request_id = crate::stack::current_request_id().unwrap_or_default();
+                tracing::error!(error = format!("{cause:#}"), %request_id, "internal error");
                 (Code::Internal, "internal error".to_string())
             }
         };

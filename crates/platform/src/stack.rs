@@ -41,19 +41,25 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 /// Longest request id accepted from a caller; longer ones are replaced.
 const MAX_REQUEST_ID_LEN: usize = 128;
 
+/// What a handler can learn about the call it serves, without threading it through every function.
+#[derive(Clone)]
+struct CallContext {
+    request_id: Arc<str>,
+    deadline: Instant,
+}
+
 tokio::task_local! {
-    static REQUEST_ID: Arc<str>;
-    static DEADLINE: Instant;
+    static CALL: CallContext;
 }
 
 /// The id of the request being handled, when called inside a handler.
 pub fn current_request_id() -> Option<Arc<str>> {
-    REQUEST_ID.try_with(Arc::clone).ok()
+    CALL.try_with(|c| Arc::clone(&c.request_id)).ok()
 }
 
 /// The instant the current call must be answered by, when called inside a handler.
 pub fn current_deadline() -> Option<Instant> {
-    DEADLINE.try_with(|d| *d).ok()
+    CALL.try_with(|c| c.deadline).ok()
 }
 
 /// Which methods need no token. Health and reflection never do.
@@ -171,18 +177,24 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let shared = Arc::clone(&self.shared);
         let started = Instant::now();
-        let method = req.uri().path().to_string();
+        let method: Arc<str> = Arc::from(req.uri().path());
 
         // 1. request id
-        let request_id: Arc<str> = req
+        let chosen: Option<Arc<str>> = req
             .headers()
             .get(REQUEST_ID_HEADER)
             .and_then(|v| v.to_str().ok())
             .filter(|v| !v.is_empty() && v.len() <= MAX_REQUEST_ID_LEN && v.bytes().all(|b| b.is_ascii_graphic()))
-            .map_or_else(|| Arc::from(uuid::Uuid::now_v7().to_string()), Arc::from);
+            .map(Arc::from);
+        let caller_chose_id = chosen.is_some();
+        // A v4 id from the thread-local generator: no system call per request.
+        let request_id = chosen.unwrap_or_else(|| Arc::from(uuid::Builder::from_random_bytes(rand::random()).into_uuid().to_string()));
 
-        // 2. trace span, child of the caller's context
+        // 2. trace span, child of the caller's context. Its target is excluded from log output
+        //    (see telemetry): formatting its fields as JSON on every call costs more than the
+        //    rest of the stack; log lines name the request id explicitly instead.
         let span = tracing::info_span!(
+            target: crate::telemetry::TRACE_ONLY_TARGET,
             "grpc.server",
             otel.name = %method,
             otel.kind = "server",
@@ -204,9 +216,9 @@ where
                 match Arc::clone(&shared.permits).try_acquire_owned() {
                     Ok(permit) => Some(permit),
                     Err(_) => {
-                        shared.instruments.shed.add(1, &[KeyValue::new("rpc.method", method.clone())]);
+                        shared.instruments.shed.add(1, &[KeyValue::new("rpc.method", opentelemetry::StringValue::from(Arc::clone(&method)))]);
                         let status: Status = ServiceError::ResourceExhausted("server overloaded, retry with backoff").into();
-                        return Ok(finish(&shared, &method, started, &request_id, status.into_http()));
+                        return Ok(finish(&shared, &method, started, &request_id, caller_chose_id, status.into_http()));
                     }
                 }
             };
@@ -219,9 +231,9 @@ where
                             req.extensions_mut().insert(principal);
                         }
                         Err(err) => {
-                            tracing::info!(reason = %err, "call refused: unauthenticated");
+                            tracing::info!(reason = %err, %request_id, %method, "call refused: unauthenticated");
                             let status: Status = ServiceError::from(err).into();
-                            return Ok(finish(&shared, &method, started, &request_id, status.into_http()));
+                            return Ok(finish(&shared, &method, started, &request_id, caller_chose_id, status.into_http()));
                         }
                     }
                 }
@@ -232,23 +244,32 @@ where
             // Answer a little before the caller's own clock runs out, so it learns why.
             let budget = budget.saturating_sub((budget / 10).min(Duration::from_millis(20)));
             let deadline = started + budget;
-            let handler = REQUEST_ID.scope(Arc::clone(&request_id), DEADLINE.scope(deadline, inner.call(req)));
+            let handler = CALL.scope(CallContext { request_id: Arc::clone(&request_id), deadline }, inner.call(req));
             let response = match tokio::time::timeout_at(deadline.into(), handler).await {
                 Ok(result) => result?,
                 Err(_) => {
-                    tracing::info!(budget_ms = budget.as_millis() as u64, "call cancelled: deadline exceeded");
+                    tracing::info!(budget_ms = budget.as_millis() as u64, request_id = %request_id, method = %method, "call cancelled: deadline exceeded");
                     let status: Status = ServiceError::DeadlineExceeded.into();
                     status.into_http()
                 }
             };
-            Ok(finish(&shared, &method, started, &request_id, response))
+            Ok(finish(&shared, &method, started, &request_id, caller_chose_id, response))
         };
         Box::pin(fut.instrument(span))
     }
 }
 
-/// 6. metrics, and the request id echoed to the caller.
-fn finish(shared: &Shared, method: &str, started: Instant, request_id: &str, mut response: Response<tonic::body::Body>) -> Response<tonic::body::Body> {
+/// 6. metrics, and the request id returned to the caller: always with an error (that is when a
+/// caller needs it, to report a problem), and on success when the caller chose the id. A fresh
+/// id on every success would be a never-indexable header both ends must Huffman-code.
+fn finish(
+    shared: &Shared,
+    method: &Arc<str>,
+    started: Instant,
+    request_id: &str,
+    caller_chose_id: bool,
+    mut response: Response<tonic::body::Body>,
+) -> Response<tonic::body::Body> {
     // Errors travel as trailers-only responses, so their code is in the headers; a successful
     // unary call's OK is in the trailers, hence the default.
     let code = response
@@ -257,17 +278,25 @@ fn finish(shared: &Shared, method: &str, started: Instant, request_id: &str, mut
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<i32>().ok())
         .unwrap_or(Code::Ok as i32);
-    tracing::Span::current().record("rpc.grpc.status_code", code);
-    let attributes = [KeyValue::new("rpc.method", method.to_string()), KeyValue::new("rpc.grpc.status_code", i64::from(code))];
+    let span = tracing::Span::current();
+    if !span.is_disabled() {
+        span.record("rpc.grpc.status_code", code);
+    }
+    let attributes = [
+        KeyValue::new("rpc.method", opentelemetry::StringValue::from(Arc::clone(method))),
+        KeyValue::new("rpc.grpc.status_code", i64::from(code)),
+    ];
     shared.instruments.calls.add(1, &attributes);
     shared.instruments.duration.record(started.elapsed().as_secs_f64() * 1000.0, &attributes);
-    if let Ok(value) = HeaderValue::from_str(request_id) {
-        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+    if code != Code::Ok as i32 || caller_chose_id {
+        if let Ok(value) = HeaderValue::from_str(request_id) {
+            response.headers_mut().insert(REQUEST_ID_HEADER, value);
+        }
     }
     response
 }
 
-async fn authenticate(verifier: &TokenVerifier, headers: &http::HeaderMap) -> Result<Principal, TokenError> {
+async fn authenticate(verifier: &TokenVerifier, headers: &http::HeaderMap) -> Result<Arc<Principal>, TokenError> {
     let value = headers.get(http::header::AUTHORIZATION).ok_or(TokenError::Malformed)?;
     let value = value.to_str().map_err(|_| TokenError::Malformed)?;
     let token = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")).ok_or(TokenError::Malformed)?;

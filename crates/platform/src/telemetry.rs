@@ -45,6 +45,9 @@ impl Drop for TelemetryGuard {
 
 static INSTALLED: OnceLock<()> = OnceLock::new();
 
+/// Target of spans that feed traces but not log lines (one per gRPC call).
+pub const TRACE_ONLY_TARGET: &str = "work4life::trace";
+
 /// Installs logging, tracing and metrics for the process. Call once, first thing in `main`.
 /// A tracer provider is installed even without an exporter, so that trace ids exist and are
 /// propagated to peers and events.
@@ -68,7 +71,9 @@ pub fn init(service_name: &str, config: &PlatformConfig) -> anyhow::Result<Telem
     if INSTALLED.set(()).is_ok() {
         // The log filter applies to log output only: spans for traces are always recorded at
         // info, so that W4L_LOG=warn does not break trace propagation between services.
-        let filter = EnvFilter::try_new(&config.log_filter).map_err(|e| anyhow::anyhow!("W4L_LOG: {e}"))?;
+        let filter = EnvFilter::try_new(&config.log_filter)
+            .map_err(|e| anyhow::anyhow!("W4L_LOG: {e}"))?
+            .add_directive(format!("{TRACE_ONLY_TARGET}=off").parse()?);
         let otel = tracing_opentelemetry::layer().with_tracer(tracer).with_filter(LevelFilter::INFO);
         let registry = tracing_subscriber::registry().with(otel);
         if config.log_json {

@@ -83,7 +83,7 @@ pub struct Echo {
 impl EchoService for Echo {
     async fn echo(&self, request: Request<EchoRequest>) -> Result<Response<EchoResponse>, Status> {
         let received_traceparent = request.metadata().get("traceparent").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-        let principal = request.extensions().get::<work4life_platform::auth::Principal>().cloned();
+        let principal = work4life_platform::auth::principal(&request).ok().cloned();
         let message = request.into_inner().message;
         let reply = if message == "whoami" {
             principal.map(|p| p.subject).unwrap_or_else(|| "anonymous".into())

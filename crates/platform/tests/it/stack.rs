@@ -116,12 +116,12 @@ async fn request_id_is_kept_or_made_and_echoed() {
     request.metadata_mut().insert("x-request-id", "req-12345".parse().expect("v"));
     let response = server.client().echo(request).await.expect("ok");
     assert_eq!(response.metadata().get("x-request-id").expect("echoed").to_str().expect("s"), "req-12345");
-    let response = server.client().echo(with_token(echo("hi"), &token)).await.expect("ok");
-    let made = response.metadata().get("x-request-id").expect("made").to_str().expect("s").to_string();
-    assert!(uuid::Uuid::parse_str(&made).is_ok(), "{made}");
-    // Errors carry it too.
+    // Errors always carry one, made by the server when the caller sent none.
     let err = server.client().echo(echo("no token")).await.expect_err("unauthenticated");
-    assert!(err.metadata().get("x-request-id").is_some());
+    let made = err.metadata().get("x-request-id").expect("made").to_str().expect("s").to_string();
+    assert!(uuid::Uuid::parse_str(&made).is_ok(), "{made}");
+    let other = server.client().echo(echo("no token")).await.expect_err("unauthenticated");
+    assert_ne!(other.metadata().get("x-request-id").expect("made").to_str().expect("s"), made, "a fresh id per call");
 }
 
 #[tokio::test]
