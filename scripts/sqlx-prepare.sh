@@ -28,7 +28,8 @@ rm -rf "${out:?}"/query-*.json
 mkdir -p "$out"
 # Touch the crates with queries so the macros run again, then type-check everything online.
 find crates services -name '*.rs' -path '*/src/*' -exec grep -l 'sqlx::query[_a-z]*!' {} + | xargs -r touch
-DATABASE_URL=$url SQLX_OFFLINE=false SQLX_OFFLINE_DIR=$PWD/$out cargo check --workspace --all-targets --quiet
+case $out in /*) dir=$out ;; *) dir=$PWD/$out ;; esac
+DATABASE_URL=$url SQLX_OFFLINE=false SQLX_OFFLINE_DIR=$dir cargo check --workspace --all-targets --quiet
 if [ "${1:-}" = "--check" ]; then
   if ! diff -r -q .sqlx "$out"; then
     echo "sqlx offline data is stale: run scripts/sqlx-prepare.sh and commit .sqlx/" >&2

@@ -16,14 +16,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fds = protox::compile(&files, [&proto_dir, &vendor_dir])?;
 
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
-    std::fs::write(
-        out_dir.join("work4life_descriptor.bin"),
-        prost::Message::encode_to_vec(&fds),
-    )?;
+    std::fs::write(out_dir.join("work4life_descriptor.bin"), prost::Message::encode_to_vec(&fds))?;
 
-    tonic_prost_build::configure()
-        .extern_path(".google.rpc", "::tonic_types::pb")
-        .compile_fds(fds)?;
+    tonic_prost_build::configure().extern_path(".google.rpc", "::tonic_types::pb").compile_fds(fds)?;
     Ok(())
 }
 

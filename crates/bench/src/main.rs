@@ -161,14 +161,21 @@ async fn serve(mode: Mode, telemetry: bool) -> anyhow::Result<()> {
             let config = PlatformConfig::from_env()?;
             let _telemetry = if telemetry { Some(work4life_platform::telemetry::init("bench-stack", &config)?) } else { None };
             let keys = InMemoryKeySource::new(jsonwebtoken::jwk::JwkSet { keys: vec![key.public_jwk()] });
-            let verifier = TokenVerifier::new(Arc::new(keys), TokenConfig { issuer: ISSUER.into(), audience: "work4life".into(), leeway: Duration::from_secs(30) });
+            let verifier = TokenVerifier::new(
+                Arc::new(keys),
+                TokenConfig { issuer: ISSUER.into(), audience: "work4life".into(), leeway: Duration::from_secs(30) },
+            );
             let stack = ServerStack::new(StackConfig {
                 max_concurrent_calls: config.max_concurrent_calls,
                 default_deadline: config.default_deadline,
                 verifier: Some(Arc::new(verifier)),
                 auth_policy: AuthPolicy::default(),
             });
-            tonic::transport::Server::builder().layer(stack).add_service(EchoServiceServer::new(Echo)).serve_with_incoming(incoming).await?;
+            tonic::transport::Server::builder()
+                .layer(stack)
+                .add_service(EchoServiceServer::new(Echo))
+                .serve_with_incoming(incoming)
+                .await?;
         }
     }
     Ok(())
@@ -215,11 +222,13 @@ impl Report {
 async fn load(addr: &str, token: &str, args: &LoadArgs) -> anyhow::Result<Report> {
     let mut clients = Vec::new();
     for _ in 0..args.connections.max(1) {
-        let channel = Endpoint::from_shared(addr.to_string())?.tcp_nodelay(true).connect().await.with_context(|| format!("connecting to {addr}"))?;
+        let channel =
+            Endpoint::from_shared(addr.to_string())?.tcp_nodelay(true).connect().await.with_context(|| format!("connecting to {addr}"))?;
         clients.push(EchoServiceClient::new(channel));
     }
     let request = EchoRequest { message: "bench".into(), payload: vec![7u8; args.payload] };
-    let auth: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>> = if token.is_empty() { None } else { Some(format!("Bearer {token}").parse()?) };
+    let auth: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>> =
+        if token.is_empty() { None } else { Some(format!("Bearer {token}").parse()?) };
     let warmup = Duration::from_secs(1);
     let measure = Duration::from_secs(args.duration);
     let started = Instant::now();

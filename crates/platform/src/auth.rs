@@ -130,6 +130,9 @@ impl KeySource for InMemoryKeySource {
 /// Why a token was refused; the reason goes into `ErrorInfo.reason`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
+    /// No `authorization: Bearer` metadata.
+    #[error("missing credentials")]
+    Missing,
     /// Not a JWT, or a header/claim that cannot be parsed.
     #[error("malformed token")]
     Malformed,
@@ -162,6 +165,7 @@ impl From<TokenError> for ServiceError {
             TokenError::Expired => "token expired",
             TokenError::NotYetValid => "token not yet valid",
             TokenError::UnknownKey => "unknown signing key",
+            TokenError::Missing => "missing credentials: send authorization: Bearer <access token>",
             _ => "invalid token",
         })
     }
@@ -196,10 +200,10 @@ impl TokenVerifier {
     /// Verifies `token` and returns the caller it names (shared: a cached token costs no copy).
     pub async fn verify(&self, token: &str) -> Result<Arc<Principal>, TokenError> {
         let now = unix_now();
-        if let Some(principal) = self.verified.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(token) {
-            if principal.expires_at + self.config.leeway.as_secs() > now {
-                return Ok(Arc::clone(principal));
-            }
+        if let Some(principal) = self.verified.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(token)
+            && principal.expires_at + self.config.leeway.as_secs() > now
+        {
+            return Ok(Arc::clone(principal));
         }
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
         if !ALLOWED_ALGORITHMS.contains(&header.alg) {
@@ -311,7 +315,9 @@ pub mod signing {
     use base64::Engine as _;
     use jsonwebtoken::{
         Algorithm, EncodingKey, Header,
-        jwk::{AlgorithmParameters, CommonParameters, EllipticCurve, Jwk, KeyAlgorithm, OctetKeyPairParameters, OctetKeyPairType, PublicKeyUse},
+        jwk::{
+            AlgorithmParameters, CommonParameters, EllipticCurve, Jwk, KeyAlgorithm, OctetKeyPairParameters, OctetKeyPairType, PublicKeyUse,
+        },
     };
 
     use super::{ACCESS_TOKEN_TYPE, Claims};

@@ -169,15 +169,12 @@ impl Consumer {
             return self.dead_letter(entry, deliveries, "event id is not a uuid").await;
         };
         let mut tx = self.pool.begin().await?;
-        let fresh = sqlx::query!(
-            "INSERT INTO inbox (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            self.config.group,
-            event_id
-        )
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
+        let fresh =
+            sqlx::query!("INSERT INTO inbox (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING", self.config.group, event_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                == 1;
         let outcome = if fresh {
             let span = tracing::info_span!("event.consume", event_type = %event.r#type, event_id = %event.id, group = %self.config.group);
             if let Some(tc) = &event.trace_context {

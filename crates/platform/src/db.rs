@@ -20,14 +20,8 @@ pub static PLATFORM_MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
 /// Connects a pool whose connections see only `schema` (plus `pg_catalog`).
 pub async fn connect(url: &str, schema: &str, max_connections: u32) -> anyhow::Result<PgPool> {
     check_schema_name(schema)?;
-    let options = PgConnectOptions::from_str(url)?
-        .options([("search_path", schema)])
-        .application_name(&format!("work4life-{schema}"));
-    let pool = PgPoolOptions::new()
-        .max_connections(max_connections)
-        .acquire_timeout(Duration::from_secs(5))
-        .connect_with(options)
-        .await?;
+    let options = PgConnectOptions::from_str(url)?.options([("search_path", schema)]).application_name(&format!("work4life-{schema}"));
+    let pool = PgPoolOptions::new().max_connections(max_connections).acquire_timeout(Duration::from_secs(5)).connect_with(options).await?;
     Ok(pool)
 }
 
@@ -57,10 +51,8 @@ pub async fn ensure_database(url: &str) -> anyhow::Result<()> {
     let options = PgConnectOptions::from_str(url)?;
     let Some(name) = options.get_database().map(str::to_string) else { return Ok(()) };
     let mut admin = options.clone().database("postgres").connect().await?;
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-        .bind(&name)
-        .fetch_one(&mut admin)
-        .await?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)").bind(&name).fetch_one(&mut admin).await?;
     if !exists {
         let quoted = format!("\"{}\"", name.replace('"', "\"\""));
         // A concurrent creator wins the race: duplicate_database (42P04) is success too.

@@ -111,10 +111,10 @@ impl ServiceError {
 impl From<sqlx::Error> for ServiceError {
     fn from(err: sqlx::Error) -> Self {
         // statement_timeout (57014, query_canceled) fires when the call's deadline is reached.
-        if let sqlx::Error::Database(db) = &err {
-            if db.code().as_deref() == Some("57014") {
-                return Self::DeadlineExceeded;
-            }
+        if let sqlx::Error::Database(db) = &err
+            && db.code().as_deref() == Some("57014")
+        {
+            return Self::DeadlineExceeded;
         }
         match err {
             sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => Self::Unavailable("database unavailable".into()),

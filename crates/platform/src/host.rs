@@ -42,6 +42,12 @@ pub struct ServiceDefinition {
     pub seed: Option<SeedFn>,
 }
 
+impl std::fmt::Debug for ServiceDefinition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceDefinition").field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
 /// A service's seed step.
 pub type SeedFn = fn(&PgPool) -> futures::future::BoxFuture<'_, anyhow::Result<Vec<String>>>;
 

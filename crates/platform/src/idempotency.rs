@@ -57,7 +57,12 @@ pub fn request_hash<M: Message>(request: &M) -> Vec<u8> {
 
 /// Starts an idempotent request. `scope` names the method (`grants.RequestDisbursement`) and,
 /// where ids are per caller, the caller; `request_id` must be a UUID (AIP-155).
-pub async fn begin<R: Message + Default>(pool: &PgPool, scope: &str, request_id: &str, request_hash: &[u8]) -> Result<Begun<R>, ServiceError> {
+pub async fn begin<R: Message + Default>(
+    pool: &PgPool,
+    scope: &str,
+    request_id: &str,
+    request_hash: &[u8],
+) -> Result<Begun<R>, ServiceError> {
     if uuid::Uuid::parse_str(request_id).is_err() {
         return Err(ServiceError::invalid("request_id", "must be a UUID (for example a v4 or v7 UUID made by the client)"));
     }
@@ -85,13 +90,10 @@ pub async fn begin<R: Message + Default>(pool: &PgPool, scope: &str, request_id:
     if inserted {
         return Ok(Begun::Fresh(Fresh { tx, scope: scope.to_string(), request_id: request_id.to_string() }));
     }
-    let stored = sqlx::query!(
-        "SELECT request_hash, response FROM idempotency_keys WHERE scope = $1 AND request_id = $2",
-        scope,
-        request_id
-    )
-    .fetch_one(&mut *tx)
-    .await?;
+    let stored =
+        sqlx::query!("SELECT request_hash, response FROM idempotency_keys WHERE scope = $1 AND request_id = $2", scope, request_id)
+            .fetch_one(&mut *tx)
+            .await?;
     tx.rollback().await?;
     if stored.request_hash != request_hash {
         return Err(ServiceError::invalid("request_id", "was already used for a different request"));

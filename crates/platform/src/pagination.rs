@@ -75,7 +75,10 @@ impl PageTokens {
         check.verify_truncated_left(&mac).map_err(|_| invalid())?;
         let payload: Payload<K> = serde_json::from_slice(&body).map_err(|_| invalid())?;
         if payload.f != filter_digest(filter) {
-            return Err(ServiceError::invalid("page_token", "was issued for a different filter or order; keep the same request fields while paging"));
+            return Err(ServiceError::invalid(
+                "page_token",
+                "was issued for a different filter or order; keep the same request fields while paging",
+            ));
         }
         Ok(Some(payload.k))
     }
@@ -97,7 +100,13 @@ fn filter_digest(filter: &str) -> String {
 }
 
 /// Splits `rows` (fetched with `LIMIT page_size + 1`) into the page and the next token.
-pub fn next_page<T, K: Serialize>(mut rows: Vec<T>, page_size: u32, tokens: &PageTokens, filter: &str, key_of: impl Fn(&T) -> K) -> (Vec<T>, String) {
+pub fn next_page<T, K: Serialize>(
+    mut rows: Vec<T>,
+    page_size: u32,
+    tokens: &PageTokens,
+    filter: &str,
+    key_of: impl Fn(&T) -> K,
+) -> (Vec<T>, String) {
     if rows.len() as u64 <= u64::from(page_size) {
         return (rows, String::new());
     }

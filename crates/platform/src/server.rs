@@ -143,10 +143,8 @@ pub async fn serve(
         }
     };
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-    let server = tonic::transport::Server::builder()
-        .layer(stack)
-        .add_routes(routes.routes())
-        .serve_with_incoming_shutdown(incoming, signal);
+    let server =
+        tonic::transport::Server::builder().layer(stack).add_routes(routes.routes()).serve_with_incoming_shutdown(incoming, signal);
     let deadline = async {
         shutdown.cancelled().await;
         tokio::time::sleep(timing.delay + timing.grace).await;

@@ -24,7 +24,10 @@ use std::{
 
 use futures::future::BoxFuture;
 use http::{HeaderValue, Request, Response};
-use opentelemetry::{KeyValue, metrics::{Counter, Histogram}};
+use opentelemetry::{
+    KeyValue,
+    metrics::{Counter, Histogram},
+};
 use tokio::sync::Semaphore;
 use tonic::{Code, Status};
 use tower::{Layer, Service};
@@ -216,7 +219,10 @@ where
                 match Arc::clone(&shared.permits).try_acquire_owned() {
                     Ok(permit) => Some(permit),
                     Err(_) => {
-                        shared.instruments.shed.add(1, &[KeyValue::new("rpc.method", opentelemetry::StringValue::from(Arc::clone(&method)))]);
+                        shared
+                            .instruments
+                            .shed
+                            .add(1, &[KeyValue::new("rpc.method", opentelemetry::StringValue::from(Arc::clone(&method)))]);
                         let status: Status = ServiceError::ResourceExhausted("server overloaded, retry with backoff").into();
                         return Ok(finish(&shared, &method, started, &request_id, caller_chose_id, status.into_http()));
                     }
@@ -224,17 +230,15 @@ where
             };
 
             // 4. authentication
-            if !public {
-                if let Some(verifier) = &shared.config.verifier {
-                    match authenticate(verifier, req.headers()).await {
-                        Ok(principal) => {
-                            req.extensions_mut().insert(principal);
-                        }
-                        Err(err) => {
-                            tracing::info!(reason = %err, %request_id, %method, "call refused: unauthenticated");
-                            let status: Status = ServiceError::from(err).into();
-                            return Ok(finish(&shared, &method, started, &request_id, caller_chose_id, status.into_http()));
-                        }
+            if !public && let Some(verifier) = &shared.config.verifier {
+                match authenticate(verifier, req.headers()).await {
+                    Ok(principal) => {
+                        req.extensions_mut().insert(principal);
+                    }
+                    Err(err) => {
+                        tracing::info!(reason = %err, %request_id, %method, "call refused: unauthenticated");
+                        let status: Status = ServiceError::from(err).into();
+                        return Ok(finish(&shared, &method, started, &request_id, caller_chose_id, status.into_http()));
                     }
                 }
             }
@@ -259,9 +263,9 @@ where
     }
 }
 
-/// 6. metrics, and the request id returned to the caller: always with an error (that is when a
-/// caller needs it, to report a problem), and on success when the caller chose the id. A fresh
-/// id on every success would be a never-indexable header both ends must Huffman-code.
+/// Stage 6: metrics, and the request id returned to the caller: always with an error (that is
+/// when a caller needs it, to report a problem), and on success when the caller chose the id.
+/// A fresh id on every success would be a never-indexable header both ends must Huffman-code.
 fn finish(
     shared: &Shared,
     method: &Arc<str>,
@@ -272,12 +276,8 @@ fn finish(
 ) -> Response<tonic::body::Body> {
     // Errors travel as trailers-only responses, so their code is in the headers; a successful
     // unary call's OK is in the trailers, hence the default.
-    let code = response
-        .headers()
-        .get("grpc-status")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<i32>().ok())
-        .unwrap_or(Code::Ok as i32);
+    let code =
+        response.headers().get("grpc-status").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<i32>().ok()).unwrap_or(Code::Ok as i32);
     let span = tracing::Span::current();
     if !span.is_disabled() {
         span.record("rpc.grpc.status_code", code);
@@ -288,16 +288,16 @@ fn finish(
     ];
     shared.instruments.calls.add(1, &attributes);
     shared.instruments.duration.record(started.elapsed().as_secs_f64() * 1000.0, &attributes);
-    if code != Code::Ok as i32 || caller_chose_id {
-        if let Ok(value) = HeaderValue::from_str(request_id) {
-            response.headers_mut().insert(REQUEST_ID_HEADER, value);
-        }
+    if (code != Code::Ok as i32 || caller_chose_id)
+        && let Ok(value) = HeaderValue::from_str(request_id)
+    {
+        response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
     response
 }
 
 async fn authenticate(verifier: &TokenVerifier, headers: &http::HeaderMap) -> Result<Arc<Principal>, TokenError> {
-    let value = headers.get(http::header::AUTHORIZATION).ok_or(TokenError::Malformed)?;
+    let value = headers.get(http::header::AUTHORIZATION).ok_or(TokenError::Missing)?;
     let value = value.to_str().map_err(|_| TokenError::Malformed)?;
     let token = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")).ok_or(TokenError::Malformed)?;
     verifier.verify(token.trim()).await
@@ -329,7 +329,12 @@ mod tests {
     #[test]
     fn grpc_timeout_units() {
         let mut h = http::HeaderMap::new();
-        for (raw, expected) in [("2S", Duration::from_secs(2)), ("150m", Duration::from_millis(150)), ("1H", Duration::from_secs(3600)), ("7u", Duration::from_micros(7))] {
+        for (raw, expected) in [
+            ("2S", Duration::from_secs(2)),
+            ("150m", Duration::from_millis(150)),
+            ("1H", Duration::from_secs(3600)),
+            ("7u", Duration::from_micros(7)),
+        ] {
             h.insert("grpc-timeout", raw.parse().expect("header"));
             assert_eq!(grpc_timeout(&h), Some(expected), "{raw}");
         }

@@ -6,12 +6,12 @@
 
 use std::sync::OnceLock;
 
-use opentelemetry_otlp::WithExportConfig as _;
 use opentelemetry::{
     global,
     propagation::{Extractor, Injector},
     trace::{TraceContextExt, TracerProvider as _},
 };
+use opentelemetry_otlp::WithExportConfig as _;
 use opentelemetry_sdk::{metrics::SdkMeterProvider, propagation::TraceContextPropagator, trace::SdkTracerProvider};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::{EnvFilter, Layer as _, filter::LevelFilter, layer::SubscriberExt, util::SubscriberInitExt};
@@ -143,10 +143,10 @@ impl tonic::service::Interceptor for ClientTracing {
     fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
         let cx = tracing::Span::current().context();
         global::get_text_map_propagator(|p| p.inject_context(&cx, &mut MetadataInjector(request.metadata_mut())));
-        if let Some(id) = crate::stack::current_request_id() {
-            if let Ok(value) = id.parse() {
-                request.metadata_mut().insert(crate::stack::REQUEST_ID_HEADER, value);
-            }
+        if let Some(id) = crate::stack::current_request_id()
+            && let Ok(value) = id.parse()
+        {
+            request.metadata_mut().insert(crate::stack::REQUEST_ID_HEADER, value);
         }
         Ok(request)
     }

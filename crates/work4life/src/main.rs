@@ -125,8 +125,14 @@ async fn run(command: Command, config: PlatformConfig, services: Vec<ServiceDefi
             // Until identity publishes its key set (identity capability), no key is trusted:
             // every method that needs a token answers UNAUTHENTICATED.
             let key_source = Arc::new(InMemoryKeySource::default());
-            let running = host::start(HostOptions { config, services: services.clone(), key_source, migrate: migrate || with_seed }).await?;
-            println!("work4life serving {} on {} (gRPC, reflection on; try: buf curl --protocol grpc --http2-prior-knowledge --list-methods http://{})", names(&services), running.addr, running.addr);
+            let running =
+                host::start(HostOptions { config, services: services.clone(), key_source, migrate: migrate || with_seed }).await?;
+            println!(
+                "work4life serving {} on {} (gRPC, reflection on; try: buf curl --protocol grpc --http2-prior-knowledge --list-methods http://{})",
+                names(&services),
+                running.addr,
+                running.addr
+            );
             shutdown_signal().await;
             running.shutdown.cancel();
             running.done.await??;

@@ -5,7 +5,8 @@ use futures::future::BoxFuture;
 use sqlx::PgPool;
 
 /// Zones: code and name.
-pub const ZONES: &[(&str, &str)] = &[("rabat_sale", "Rabat-Salé"), ("tanger", "Tanger"), ("oujda", "Oujda"), ("beni_mellal", "Beni Mellal")];
+pub const ZONES: &[(&str, &str)] =
+    &[("rabat_sale", "Rabat-Salé"), ("tanger", "Tanger"), ("oujda", "Oujda"), ("beni_mellal", "Beni Mellal")];
 
 /// Windows (guichets) and the job-placement way in: code, name, description.
 pub const WINDOWS: &[(&str, &str, &str)] = &[
@@ -22,7 +23,9 @@ pub fn seed(pool: &PgPool) -> BoxFuture<'_, anyhow::Result<Vec<String>>> {
     Box::pin(async move {
         let mut tx = pool.begin().await?;
         for (code, name) in ZONES {
-            sqlx::query!("INSERT INTO zones (code, name) VALUES ($1, $2) ON CONFLICT (code) DO NOTHING", code, name).execute(&mut *tx).await?;
+            sqlx::query!("INSERT INTO zones (code, name) VALUES ($1, $2) ON CONFLICT (code) DO NOTHING", code, name)
+                .execute(&mut *tx)
+                .await?;
         }
         for (code, name, description) in WINDOWS {
             sqlx::query!(

@@ -4,7 +4,6 @@
 //! through its protobuf contract. The domain arrives with its capability issue; until then the
 //! service is mounted, migrated and health-checked like the others.
 
-
 use sqlx::migrate::Migrator;
 use tonic::service::RoutesBuilder;
 use work4life_platform::host::{ServiceContext, ServiceDefinition};
@@ -13,14 +12,8 @@ use work4life_platform::host::{ServiceContext, ServiceDefinition};
 pub static MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
 
 /// How the host mounts the notifications service.
-pub const SERVICE: ServiceDefinition = ServiceDefinition {
-    name: "notifications",
-    migrations: &MIGRATIONS,
-    grpc_services: &[],
-    public_methods: &[],
-    register,
-    seed: None,
-};
+pub const SERVICE: ServiceDefinition =
+    ServiceDefinition { name: "notifications", migrations: &MIGRATIONS, grpc_services: &[], public_methods: &[], register, seed: None };
 
 fn register(_ctx: &ServiceContext, _routes: &mut RoutesBuilder) -> anyhow::Result<()> {
     Ok(())

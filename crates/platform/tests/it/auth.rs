@@ -30,7 +30,8 @@ impl KeySource for Counting {
 
 fn setup() -> (SigningKey, Arc<Counting>, TokenVerifier) {
     let key = SigningKey::generate("key-1").expect("key");
-    let source = Arc::new(Counting { inner: InMemoryKeySource::new(JwkSet { keys: vec![key.public_jwk()] }), fetches: AtomicUsize::new(0) });
+    let source =
+        Arc::new(Counting { inner: InMemoryKeySource::new(JwkSet { keys: vec![key.public_jwk()] }), fetches: AtomicUsize::new(0) });
     let verifier = TokenVerifier::new(source.clone(), token_config());
     (key, source, verifier)
 }
@@ -77,7 +78,9 @@ async fn none_and_hmac_algorithms_are_refused() {
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
     header.kid = Some("key-1".into());
     header.typ = Some("at+jwt".into());
-    let hs = jsonwebtoken::encode(&header, &claims("accounts/1", 60), &jsonwebtoken::EncodingKey::from_secret(okp.x.as_bytes()).expect("key")).expect("hs");
+    let hs =
+        jsonwebtoken::encode(&header, &claims("accounts/1", 60), &jsonwebtoken::EncodingKey::from_secret(okp.x.as_bytes()).expect("key"))
+            .expect("hs");
     assert_eq!(verifier.verify(&hs).await, Err(TokenError::AlgorithmNotAllowed));
 }
 

@@ -90,14 +90,20 @@ impl EchoService for Echo {
         } else if message == "trace" {
             format!("{}|{}", work4life_platform::telemetry::current_trace_id(), received_traceparent)
         } else if let Some(addr) = message.strip_prefix("call:") {
-            let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}")).map_err(|e| Status::internal(e.to_string()))?.connect_lazy();
+            let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+                .map_err(|e| Status::internal(e.to_string()))?
+                .connect_lazy();
             let mut client = EchoServiceClient::with_interceptor(channel, ClientTracing);
             let downstream = client.echo(EchoRequest { message: "trace".into(), payload: vec![] }).await?.into_inner().message;
             format!("{}#{}", work4life_platform::telemetry::current_trace_id(), downstream)
         } else if let Some(ms) = message.strip_prefix("sleep:") {
             let seconds: f64 = ms.parse::<f64>().unwrap_or(0.0) / 1000.0;
             let mut tx = work4life_platform::db::begin(&self.pool).await.map_err(Status::from)?;
-            sqlx::query("SELECT pg_sleep($1)").bind(seconds).execute(&mut *tx).await.map_err(|e| Status::from(work4life_platform::ServiceError::from(e)))?;
+            sqlx::query("SELECT pg_sleep($1)")
+                .bind(seconds)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| Status::from(work4life_platform::ServiceError::from(e)))?;
             "slept".into()
         } else if message == "block" {
             let _ = self.entered.send(());
@@ -194,7 +200,11 @@ pub fn claims(subject: &str, ttl: i64) -> work4life_platform::auth::Claims {
         nbf: (now - 1) as u64,
         iat: now as u64,
         jti: uuid::Uuid::new_v4().to_string(),
-        roles: vec![work4life_platform::auth::RoleBinding { role: "officer".into(), org: Some("organizations/cefa".into()), zones: vec!["oujda".into()] }],
+        roles: vec![work4life_platform::auth::RoleBinding {
+            role: "officer".into(),
+            org: Some("organizations/cefa".into()),
+            zones: vec!["oujda".into()],
+        }],
     }
 }
 

@@ -148,7 +148,14 @@ async fn stuck_entries_are_reclaimed_and_poison_is_dead_lettered() {
     let a = Consumer::new(pool.clone(), redis().await, config.clone(), Arc::new(Recorder));
     a.ensure_group().await.expect("group");
     let _: redis::streams::StreamReadReply = redis::cmd("XREADGROUP")
-        .arg("GROUP").arg(&group).arg("a").arg("COUNT").arg(100).arg("STREAMS").arg(&stream).arg(">")
+        .arg("GROUP")
+        .arg(&group)
+        .arg("a")
+        .arg("COUNT")
+        .arg(100)
+        .arg("STREAMS")
+        .arg(&stream)
+        .arg(">")
         .query_async(&mut r)
         .await
         .expect("read as a");
@@ -172,11 +179,16 @@ async fn stuck_entries_are_reclaimed_and_poison_is_dead_lettered() {
     let reasons: Vec<String> = dead.ids.iter().map(|e| e.get::<String>("reason").expect("reason")).collect();
     assert!(reasons.contains(&"undecodable event".to_string()), "{reasons:?}");
     assert!(reasons.contains(&"too many failed deliveries".to_string()), "{reasons:?}");
-    let poisoned: Vec<u8> = dead.ids.iter().find(|e| e.get::<String>("reason").as_deref() == Some("too many failed deliveries")).expect("poison").get("event").expect("bytes");
+    let poisoned: Vec<u8> = dead
+        .ids
+        .iter()
+        .find(|e| e.get::<String>("reason").as_deref() == Some("too many failed deliveries"))
+        .expect("poison")
+        .get("event")
+        .expect("bytes");
     assert_eq!(Event::decode(poisoned.as_slice()).expect("event").id, poison[0]);
-    let pending: (u64, Option<String>, Option<String>, Option<Vec<(String, String)>>) =
-        redis::cmd("XPENDING").arg(&stream).arg(&group).query_async(&mut r).await.expect("pending");
-    assert_eq!(pending.0, 0, "nothing left pending");
+    let pending: redis::streams::StreamPendingReply = r.xpending(&stream, &group).await.expect("pending");
+    assert_eq!(pending.count(), 0, "nothing left pending");
     let handled: Vec<String> = sqlx::query_scalar("SELECT event_id FROM handled").fetch_all(&pool).await.expect("handled");
     assert_eq!(handled.into_iter().collect::<HashSet<_>>(), good.into_iter().collect::<HashSet<_>>());
 }

@@ -15,7 +15,10 @@ async fn create(pool: &sqlx::PgPool, request_id: &str, request: &EchoRequest, ho
     match begin::<EchoResponse>(pool, "test.Create", request_id, &request_hash(request)).await? {
         Begun::Replay(response) => Ok(response),
         Begun::Fresh(mut fresh) => {
-            let n: i64 = sqlx::query_scalar("INSERT INTO effects (payload) VALUES ($1) RETURNING id").bind(&request.message).fetch_one(&mut *fresh.tx).await?;
+            let n: i64 = sqlx::query_scalar("INSERT INTO effects (payload) VALUES ($1) RETURNING id")
+                .bind(&request.message)
+                .fetch_one(&mut *fresh.tx)
+                .await?;
             tokio::time::sleep(hold).await;
             let response = EchoResponse { message: format!("created {n}"), payload: vec![] };
             fresh.commit(&response).await?;

@@ -7,20 +7,25 @@ use work4life_platform::{
 
 use crate::common::fresh_schema;
 
-async fn list(pool: &sqlx::PgPool, tokens: &PageTokens, zone: &str, size: i32, token: &str) -> Result<(Vec<(String, i64)>, String), ServiceError> {
+async fn list(
+    pool: &sqlx::PgPool,
+    tokens: &PageTokens,
+    zone: &str,
+    size: i32,
+    token: &str,
+) -> Result<(Vec<(String, i64)>, String), ServiceError> {
     let filter = format!("test.ListPeople;zone={zone};order=name,id");
     let size = page_size(size)?;
     let after: Option<(String, i64)> = tokens.decode(token, &filter)?;
     let (after_name, after_id) = after.unwrap_or_default();
-    let rows: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT name, id FROM people WHERE zone = $1 AND (name, id) > ($2, $3) ORDER BY name, id LIMIT $4",
-    )
-    .bind(zone)
-    .bind(after_name)
-    .bind(after_id)
-    .bind(i64::from(size) + 1)
-    .fetch_all(pool)
-    .await?;
+    let rows: Vec<(String, i64)> =
+        sqlx::query_as("SELECT name, id FROM people WHERE zone = $1 AND (name, id) > ($2, $3) ORDER BY name, id LIMIT $4")
+            .bind(zone)
+            .bind(after_name)
+            .bind(after_id)
+            .bind(i64::from(size) + 1)
+            .fetch_all(pool)
+            .await?;
     Ok(next_page(rows, size, tokens, &filter, |r| r.clone()))
 }
 
@@ -31,7 +36,13 @@ async fn pages_cover_everything_once_and_tokens_are_bound_to_the_filter() {
     for i in 0..53i64 {
         let zone = if i % 2 == 0 { "tanger" } else { "oujda" };
         // Duplicate names: the id breaks ties so the keyset stays total.
-        sqlx::query("INSERT INTO people VALUES ($1, $2, $3)").bind(i).bind(format!("name-{}", i % 7)).bind(zone).execute(&pool).await.expect("row");
+        sqlx::query("INSERT INTO people VALUES ($1, $2, $3)")
+            .bind(i)
+            .bind(format!("name-{}", i % 7))
+            .bind(zone)
+            .execute(&pool)
+            .await
+            .expect("row");
     }
     let tokens = PageTokens::new(vec![7u8; 32]);
     let mut seen = Vec::new();
