@@ -87,7 +87,9 @@ impl Peers {
 
     /// A channel to `service` with connect and per-call timeouts.
     pub fn channel(&self, service: &str) -> anyhow::Result<PeerChannel> {
-        let url = self.urls.get(service).ok_or_else(|| anyhow::anyhow!("no address configured for peer {service}"))?;
+        let url = self.urls.get(service).ok_or_else(|| {
+            anyhow::anyhow!("no address for peer {service}: it is not hosted here; set W4L_{}_URL", service.to_uppercase())
+        })?;
         let channel = Endpoint::from_shared(url.clone())?
             .connect_timeout(Duration::from_secs(2))
             .timeout(Duration::from_secs(10))
@@ -151,9 +153,11 @@ pub async fn start(options: HostOptions) -> anyhow::Result<Running> {
         .map_err(|e| anyhow::anyhow!("cannot connect to Redis at {}: {e}", crate::config::redact_url(&config.redis_url)))?;
     let pools = connect_pools(&config, &services, migrate).await?;
 
+    // Services hosted here are called over loopback unless configured otherwise; a peer hosted
+    // elsewhere must be configured (W4L_<SERVICE>_URL), or calling it fails with a clear error.
     let own_url = format!("http://{}", loopback_for(addr));
-    for service in crate::config::SERVICES {
-        peer_urls.entry(service.to_string()).or_insert_with(|| own_url.clone());
+    for service in &services {
+        peer_urls.entry(service.name.to_string()).or_insert_with(|| own_url.clone());
     }
     let shutdown = CancellationToken::new();
     let config = Arc::new(config);
@@ -178,7 +182,9 @@ pub async fn start(options: HostOptions) -> anyhow::Result<Running> {
             shutdown: shutdown.clone(),
         };
         (service.register)(&ctx, &mut routes)?;
-        tokio::spawn(Relay::new(pool.clone(), redis.clone(), RelayConfig::default()).run(shutdown.clone()));
+        let relay = RelayConfig { service: service.name.to_string(), ..RelayConfig::default() };
+        tokio::spawn(Relay::new(pool.clone(), redis.clone(), relay).run(shutdown.clone()));
+        tokio::spawn(maintain(service.name, pool.clone(), shutdown.clone()));
         probes.push(Probe { name: service.name.to_string(), pool });
         advertised.extend(service.grpc_services.iter().map(|s| (*s).to_string()));
     }
@@ -199,4 +205,19 @@ pub async fn start(options: HostOptions) -> anyhow::Result<Running> {
 /// The address peers in this process should dial: a wildcard listen address becomes loopback.
 fn loopback_for(addr: SocketAddr) -> SocketAddr {
     if addr.ip().is_unspecified() { SocketAddr::from(([127, 0, 0, 1], addr.port())) } else { addr }
+}
+
+/// Hourly housekeeping of a service's platform tables: request ids past their retention.
+async fn maintain(service: &'static str, pool: PgPool, shutdown: CancellationToken) {
+    loop {
+        match crate::idempotency::prune(&pool, crate::idempotency::RETENTION).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(service, removed = n, "expired request ids pruned"),
+            Err(err) => tracing::warn!(service, error = %err, "pruning request ids failed"),
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_secs(3600)) => {}
+        }
+    }
 }

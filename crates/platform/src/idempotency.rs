@@ -101,3 +101,14 @@ pub async fn begin<R: Message + Default>(
     let response = R::decode(stored.response.as_slice()).map_err(|e| ServiceError::Internal(anyhow::anyhow!("stored response: {e}")))?;
     Ok(Begun::Replay(response))
 }
+
+/// How long a `request_id` is remembered: a retry within this window replays the first response.
+pub const RETENTION: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+
+/// Forgets request ids older than `older_than`; returns how many were removed.
+pub async fn prune(pool: &PgPool, older_than: std::time::Duration) -> Result<u64, ServiceError> {
+    let seconds = older_than.as_secs_f64();
+    let done =
+        sqlx::query!("DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(secs => $1)", seconds).execute(pool).await?;
+    Ok(done.rows_affected())
+}

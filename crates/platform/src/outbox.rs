@@ -19,6 +19,9 @@ use work4life_proto::events::Event;
 
 use crate::error::ServiceError;
 
+/// How often the relay measures the outbox backlog.
+const BACKLOG_GAUGE_INTERVAL: Duration = Duration::from_secs(10);
+
 /// Stream of the events produced by `source`.
 pub fn stream_name(source: &str) -> String {
     format!("w4l:events:{source}")
@@ -64,11 +67,13 @@ pub struct RelayConfig {
     pub idle_wait: Duration,
     /// Approximate cap on stream length (`XADD MAXLEN ~`).
     pub stream_max_len: usize,
+    /// The service whose outbox this is, for the backlog gauge.
+    pub service: String,
 }
 
 impl Default for RelayConfig {
     fn default() -> Self {
-        Self { batch_size: 200, idle_wait: Duration::from_millis(50), stream_max_len: 1_000_000 }
+        Self { batch_size: 200, idle_wait: Duration::from_millis(50), stream_max_len: 1_000_000, service: String::new() }
     }
 }
 
@@ -157,9 +162,20 @@ impl Relay {
     }
 
     /// Relays until `shutdown` is cancelled; a full batch loops at once, an empty one waits.
+    /// Every few seconds it records the backlog in the `outbox.backlog` gauge (the outbox lag).
     pub async fn run(self, shutdown: CancellationToken) {
+        let gauge =
+            opentelemetry::global::meter("work4life").i64_gauge("outbox.backlog").with_description("events not yet published").build();
+        let attributes = [opentelemetry::KeyValue::new("service", self.config.service.clone())];
+        let mut last_gauge: Option<std::time::Instant> = None;
         let mut failures = 0u32;
         loop {
+            if last_gauge.is_none_or(|at| at.elapsed() >= BACKLOG_GAUGE_INTERVAL) {
+                last_gauge = Some(std::time::Instant::now());
+                if let Ok(backlog) = self.backlog().await {
+                    gauge.record(backlog, &attributes);
+                }
+            }
             let wait = match self.relay_once().await {
                 Ok(n) if n as i64 >= self.config.batch_size => Duration::ZERO,
                 Ok(_) => {

@@ -43,6 +43,7 @@ pub struct HealthMonitor {
     reporter: HealthReporter,
     probes: Vec<Probe>,
     redis: ConnectionManager,
+    shutdown: CancellationToken,
 }
 
 impl HealthMonitor {
@@ -53,15 +54,21 @@ impl HealthMonitor {
             let ping = redis::cmd("PING");
             matches!(tokio::time::timeout(HEALTH_CHECK_TIMEOUT, ping.query_async::<String>(&mut redis)).await, Ok(Ok(_)))
         };
-        let mut all = redis_ok;
+        let mut statuses = Vec::with_capacity(self.probes.len());
         for probe in &self.probes {
             let db = sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(&probe.pool);
-            let ok = redis_ok && matches!(tokio::time::timeout(HEALTH_CHECK_TIMEOUT, db).await, Ok(Ok(1)));
-            all &= ok;
+            statuses.push(redis_ok && matches!(tokio::time::timeout(HEALTH_CHECK_TIMEOUT, db).await, Ok(Ok(1))));
+        }
+        let all = statuses.iter().all(|ok| *ok);
+        // A check that was running when shutdown began must not flip a service back to SERVING.
+        if self.shutdown.is_cancelled() {
+            return false;
+        }
+        for (probe, ok) in self.probes.iter().zip(statuses) {
             self.reporter.set_service_status(probe.name.as_str(), status(ok)).await;
         }
-        self.reporter.set_service_status("", status(all)).await;
-        all
+        self.reporter.set_service_status("", status(all && redis_ok)).await;
+        all && redis_ok
     }
 
     /// Marks everything NOT_SERVING (shutdown has begun).
@@ -72,7 +79,8 @@ impl HealthMonitor {
         self.reporter.set_service_status("", ServingStatus::NotServing).await;
     }
 
-    async fn run(self, shutdown: CancellationToken) {
+    async fn run(self) {
+        let shutdown = self.shutdown.clone();
         loop {
             let was_serving = self.check_once().await;
             tracing::debug!(serving = was_serving, "health checked");
@@ -113,9 +121,9 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let (reporter, health_service) = tonic_health::server::health_reporter();
     reporter.set_service_status("", ServingStatus::NotServing).await;
-    let monitor = HealthMonitor { reporter, probes, redis };
+    let monitor = HealthMonitor { reporter, probes, redis, shutdown: shutdown.clone() };
     monitor.check_once().await;
-    tokio::spawn(monitor.clone().run(shutdown.clone()));
+    tokio::spawn(monitor.clone().run());
 
     routes.add_service(health_service);
     let reflection = || {

@@ -9,6 +9,8 @@
 //!    overloaded server must refuse with the least work possible; a call beyond the limit gets
 //!    RESOURCE_EXHAUSTED at once instead of queueing (queues turn overload into timeouts for
 //!    everyone). Health and reflection bypass it so probes keep answering under load.
+//!    Authentication also runs before routing: a caller without a token learns nothing about
+//!    which methods exist (an unknown method gets UNAUTHENTICATED, not UNIMPLEMENTED).
 //! 4. **authentication**: verifies the bearer token against the cached key set and puts the
 //!    [`Principal`] in the request extensions; public methods (health, reflection, login) pass.
 //! 5. **deadline**: the caller's `grpc-timeout` (or the default) bounds the handler; when it
@@ -86,6 +88,12 @@ impl AuthPolicy {
 
     fn is_public(&self, path: &str) -> bool {
         self.public_prefixes.iter().any(|p| path.starts_with(p))
+    }
+
+    /// Health and reflection: never shed, so probes answer under load. Other public methods
+    /// (a login, say) are admitted like any call: they cost work too.
+    fn is_probe(path: &str) -> bool {
+        path.starts_with("/grpc.health.v1.Health/") || path.starts_with("/grpc.reflection.")
     }
 }
 
@@ -213,7 +221,7 @@ where
             let public = shared.config.auth_policy.is_public(&method);
 
             // 3. admission
-            let _permit = if public {
+            let _permit = if AuthPolicy::is_probe(&method) {
                 None
             } else {
                 match Arc::clone(&shared.permits).try_acquire_owned() {
@@ -351,5 +359,7 @@ mod tests {
         assert!(policy.is_public("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"));
         assert!(policy.is_public("/work4life.identity.v1.IdentityService/Login"));
         assert!(!policy.is_public("/work4life.testing.v1.EchoService/Echo"));
+        assert!(AuthPolicy::is_probe("/grpc.health.v1.Health/Watch"));
+        assert!(!AuthPolicy::is_probe("/work4life.identity.v1.IdentityService/Login"));
     }
 }

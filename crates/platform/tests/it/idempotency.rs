@@ -86,3 +86,22 @@ async fn a_rolled_back_first_attempt_leaves_the_id_free() {
     create(&pool, &id, &request, Duration::ZERO).await.expect("retry runs");
     assert_eq!(effects(&pool).await, 1);
 }
+
+#[tokio::test]
+async fn expired_request_ids_are_pruned_and_fresh_ones_kept() {
+    let pool = setup().await;
+    let old = uuid::Uuid::new_v4().to_string();
+    let recent = uuid::Uuid::new_v4().to_string();
+    let request = EchoRequest { message: "m".into(), payload: vec![] };
+    create(&pool, &old, &request, Duration::ZERO).await.expect("old");
+    create(&pool, &recent, &request, Duration::ZERO).await.expect("recent");
+    sqlx::query("UPDATE idempotency_keys SET created_at = now() - interval '8 days' WHERE request_id = $1")
+        .bind(&old)
+        .execute(&pool)
+        .await
+        .expect("age");
+    let removed = work4life_platform::idempotency::prune(&pool, work4life_platform::idempotency::RETENTION).await.expect("prune");
+    assert_eq!(removed, 1);
+    let left: Vec<String> = sqlx::query_scalar("SELECT request_id FROM idempotency_keys").fetch_all(&pool).await.expect("left");
+    assert_eq!(left, vec![recent]);
+}
