@@ -54,7 +54,7 @@ impl Process {
 }
 
 /// The environment of a suite process.
-fn base_env(database_url: &str) -> HashMap<String, String> {
+pub fn base_env(database_url: &str) -> HashMap<String, String> {
     let mut env = HashMap::new();
     env.insert("W4L_DATABASE_URL".into(), database_url.into());
     env.insert("W4L_REDIS_URL".into(), std::env::var("W4L_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into()));
@@ -65,12 +65,18 @@ fn base_env(database_url: &str) -> HashMap<String, String> {
 
 /// Starts `work4life --target=<target> serve --migrate` and waits for its "serving" line.
 pub async fn start(target: &str, listen: &str, env: &HashMap<String, String>) -> anyhow::Result<Process> {
+    start_with(target, listen, env, &[]).await
+}
+
+/// [`start`] with extra environment variables.
+pub async fn start_with(target: &str, listen: &str, env: &HashMap<String, String>, extra: &[(&str, String)]) -> anyhow::Result<Process> {
     let mut child = Command::new(binary()?)
         .args([&format!("--target={target}"), "serve", "--migrate"])
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .envs(env)
         .env("W4L_LISTEN_ADDR", listen)
+        .envs(extra.iter().map(|(k, v)| (*k, v.as_str())))
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .kill_on_drop(true)
