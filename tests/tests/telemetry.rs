@@ -17,9 +17,12 @@ use tokio::sync::Mutex;
 use tonic::{Request, Response, Status};
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
+/// Exported spans as (name, trace id).
+type Spans = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+
 #[derive(Clone, Default)]
 struct Collector {
-    span_names: Arc<Mutex<Vec<(String, Vec<u8>)>>>,
+    span_names: Spans,
     metric_names: Arc<Mutex<Vec<String>>>,
 }
 
