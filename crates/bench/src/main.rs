@@ -96,9 +96,12 @@ enum Command {
         /// Tokio worker threads of each server (the machine has 2 cores; the client gets the rest).
         #[arg(long, default_value_t = 1)]
         threads: usize,
-        /// Alternating rounds of bare and stack; the ratio is over the sums (evens out drift).
+        /// Alternating rounds of bare and stack; the figure is the median of the rounds' ratios.
         #[arg(long, default_value_t = 3)]
         rounds: usize,
+        /// Run the stack server without telemetry installed (what tracing and logging cost).
+        #[arg(long)]
+        no_telemetry: bool,
         #[command(flatten)]
         args: LoadArgs,
     },
@@ -121,11 +124,11 @@ fn main() -> anyhow::Result<()> {
             tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build()?.block_on(serve(mode, !no_telemetry))
         }
         Command::Load { addr, token, args } => {
-            let report = client_runtime()?.block_on(load(&addr, &token, &args))?;
+            let report = client_runtime()?.block_on(load(&addr, &token, &args, None))?;
             println!("{}", report.summary("load"));
             Ok(())
         }
-        Command::Compare { threads, rounds, args } => compare(threads, rounds, &args),
+        Command::Compare { threads, rounds, no_telemetry, args } => compare(threads, rounds, no_telemetry, &args),
     }
 }
 
@@ -193,6 +196,8 @@ fn tokio_stream_from(listener: tokio::net::TcpListener) -> impl futures::Stream<
 
 /// What one run measured.
 struct Report {
+    /// Server CPU time per measured call, when the server's pid was known (Linux /proc).
+    cpu_us_per_call: Option<f64>,
     calls: u64,
     errors: u64,
     elapsed: Duration,
@@ -206,8 +211,9 @@ impl Report {
 
     fn summary(&self, label: &str) -> String {
         let us = |q: f64| self.latency.value_at_quantile(q) as f64 / 1000.0;
+        let cpu = self.cpu_us_per_call.map(|c| format!(", server CPU {c:.1} us/call")).unwrap_or_default();
         format!(
-            "{label}: {:.0} calls/s, {} calls, {} errors, latency ms p50 {:.3} p90 {:.3} p99 {:.3} max {:.3}",
+            "{label}: {:.0} calls/s, {} calls, {} errors, latency ms p50 {:.3} p90 {:.3} p99 {:.3} max {:.3}{cpu}",
             self.throughput(),
             self.calls,
             self.errors,
@@ -219,7 +225,28 @@ impl Report {
     }
 }
 
-async fn load(addr: &str, token: &str, args: &LoadArgs) -> anyhow::Result<Report> {
+/// CPU time (user + system) a process has used, in microseconds, from /proc/<pid>/stat.
+fn cpu_micros(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) start at field 3; utime and stime
+    // are fields 14 and 15, in clock ticks.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks * 1_000_000.0 / clock_ticks_per_second())
+}
+
+fn clock_ticks_per_second() -> f64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+async fn load(addr: &str, token: &str, args: &LoadArgs, server_pid: Option<u32>) -> anyhow::Result<Report> {
     let mut clients = Vec::new();
     for _ in 0..args.connections.max(1) {
         let channel =
@@ -235,6 +262,14 @@ async fn load(addr: &str, token: &str, args: &LoadArgs) -> anyhow::Result<Report
     let measure_from = started + warmup;
     let stop_at = measure_from + measure;
     let totals = Arc::new(Mutex::new((0u64, 0u64, Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?)));
+    let cpu_window = server_pid.map(|pid| {
+        tokio::spawn(async move {
+            tokio::time::sleep_until(measure_from.into()).await;
+            let start = cpu_micros(pid);
+            tokio::time::sleep_until(stop_at.into()).await;
+            Some(cpu_micros(pid)? - start?)
+        })
+    });
 
     let call = move |client: &mut EchoServiceClient<tonic::transport::Channel>| {
         let mut r = Request::new(request.clone());
@@ -313,7 +348,12 @@ async fn load(addr: &str, token: &str, args: &LoadArgs) -> anyhow::Result<Report
         task.await?;
     }
     let (calls, errors, latency) = Arc::try_unwrap(totals).map_err(|_| anyhow::anyhow!("tasks still hold totals"))?.into_inner();
-    Ok(Report { calls, errors, elapsed: measure, latency })
+    let cpu = match cpu_window {
+        Some(task) => task.await?,
+        None => None,
+    };
+    let cpu_us_per_call = cpu.filter(|_| calls > 0).map(|c| c / calls as f64);
+    Ok(Report { cpu_us_per_call, calls, errors, elapsed: measure, latency })
 }
 
 struct ServerProcess {
@@ -329,14 +369,18 @@ impl Drop for ServerProcess {
     }
 }
 
-fn spawn_server(mode: Mode, threads: usize) -> anyhow::Result<ServerProcess> {
+fn spawn_server(mode: Mode, threads: usize, no_telemetry: bool) -> anyhow::Result<ServerProcess> {
     let exe = std::env::current_exe()?;
     let mode = match mode {
         Mode::Bare => "bare",
         Mode::Stack => "stack",
     };
-    let mut child = Process::new(exe)
-        .args(["serve", "--mode", mode, "--threads", &threads.to_string()])
+    let mut command = Process::new(exe);
+    command.args(["serve", "--mode", mode, "--threads", &threads.to_string()]);
+    if no_telemetry && mode == "stack" {
+        command.arg("--no-telemetry");
+    }
+    let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()?;
@@ -351,7 +395,7 @@ fn spawn_server(mode: Mode, threads: usize) -> anyhow::Result<ServerProcess> {
     })
 }
 
-fn compare(threads: usize, rounds: usize, args: &LoadArgs) -> anyhow::Result<()> {
+fn compare(threads: usize, rounds: usize, no_telemetry: bool, args: &LoadArgs) -> anyhow::Result<()> {
     let runtime = client_runtime()?;
     // Neighbours on a shared machine move absolute figures between runs; each round measures both
     // back to back, and the median of the per-round ratios is the figure.
@@ -359,9 +403,9 @@ fn compare(threads: usize, rounds: usize, args: &LoadArgs) -> anyhow::Result<()>
     for round in 1..=rounds.max(1) {
         let mut throughput = [0f64; 2];
         for (i, mode) in [Mode::Bare, Mode::Stack].into_iter().enumerate() {
-            let server = spawn_server(mode, threads)?;
+            let server = spawn_server(mode, threads, no_telemetry)?;
             let token = if mode == Mode::Stack { server.token.clone() } else { String::new() };
-            let report = runtime.block_on(load(&server.addr, &token, args))?;
+            let report = runtime.block_on(load(&server.addr, &token, args, Some(server.child.id())))?;
             println!("round {round} {}", report.summary(&format!("{mode:?}").to_lowercase()));
             throughput[i] = (report.calls - report.errors) as f64 / report.elapsed.as_secs_f64();
         }

@@ -214,8 +214,10 @@ where
             request_id = %request_id,
             rpc.grpc.status_code = tracing::field::Empty,
         );
-        let parent = crate::telemetry::extract_context(req.headers());
-        let _ = span.set_parent(parent);
+        // Most external calls carry no trace context: skip the propagator then.
+        if req.headers().contains_key("traceparent") {
+            let _ = span.set_parent(crate::telemetry::extract_context(req.headers()));
+        }
 
         let fut = async move {
             let public = shared.config.auth_policy.is_public(&method);
