@@ -74,7 +74,19 @@ pub fn init(service_name: &str, config: &PlatformConfig) -> anyhow::Result<Telem
         let filter = EnvFilter::try_new(&config.log_filter)
             .map_err(|e| anyhow::anyhow!("W4L_LOG: {e}"))?
             .add_directive(format!("{TRACE_ONLY_TARGET}=off").parse()?);
-        let otel = tracing_opentelemetry::layer().with_tracer(tracer).with_filter(LevelFilter::INFO);
+        // Per-call cost matters (docs/benchmarks.md): no busy/idle timings (two clock reads per
+        // poll), no source location, thread or target attributes, and no OpenTelemetry context
+        // activation on every poll; context flows through the tracing spans instead
+        // (`Span::context()` in `current_trace_context` and `ClientTracing`).
+        let otel = tracing_opentelemetry::layer()
+            .with_tracer(tracer)
+            .with_tracked_inactivity(false)
+            .with_location(false)
+            .with_threads(false)
+            .with_target(false)
+            .with_level(false)
+            .with_context_activation(false)
+            .with_filter(LevelFilter::INFO);
         let registry = tracing_subscriber::registry().with(otel);
         if config.log_json {
             let logs = tracing_subscriber::fmt::layer().json().flatten_event(true).with_current_span(true).with_span_list(false);
