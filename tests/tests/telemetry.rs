@@ -86,3 +86,45 @@ async fn the_binary_exports_spans_and_metrics_over_otlp() {
     assert!(ok.0, "the health call's server span, in the caller's trace, was exported");
     assert!(ok.1, "request metrics were exported");
 }
+
+#[tokio::test]
+async fn the_binary_serves_prometheus_metrics() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+    let database_url = format!("{}/w4l_suite_{}", work4life_tests::server_url(), uuid::Uuid::new_v4().simple());
+    let env = work4life_tests::base_env(&database_url);
+    let process =
+        work4life_tests::start_with("all", "127.0.0.1:0", &env, &[("W4L_METRICS_ADDR", format!("127.0.0.1:{port}"))]).await.expect("start");
+    let channel = tonic::transport::Channel::from_shared(process.url.clone()).expect("url").connect().await.expect("connect");
+    HealthClient::new(channel.clone()).check(HealthCheckRequest { service: "intake".into() }).await.expect("health");
+    // An unauthenticated call to a method that needs a token: counted with its code (16).
+    let refused = tonic::client::Grpc::new(channel.clone());
+    let mut refused = refused;
+    refused.ready().await.expect("ready");
+    let path = http::uri::PathAndQuery::from_static("/work4life.testing.v1.EchoService/Echo");
+    let err =
+        refused.unary::<_, (), _>(Request::new(()), path, tonic_prost::ProstCodec::<(), ()>::default()).await.expect_err("unauthenticated");
+    assert_eq!(err.code(), tonic::Code::Unauthenticated);
+
+    let scrape = || async {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("connect metrics");
+        stream.write_all(b"GET /metrics HTTP/1.1\r\nhost: localhost\r\n\r\n").await.expect("write");
+        let mut body = String::new();
+        stream.read_to_string(&mut body).await.expect("read");
+        body
+    };
+    let mut body = String::new();
+    for _ in 0..50 {
+        body = scrape().await;
+        if body.contains("rpc_method=\"/grpc.health.v1.Health/Check\"") && body.contains("rpc_grpc_status_code=\"16\"") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    process.stop().await.expect("stop");
+    assert!(body.starts_with("HTTP/1.1 200 OK"), "{body}");
+    assert!(body.contains("rpc_server_calls"), "{body}");
+    assert!(body.contains("rpc_method=\"/grpc.health.v1.Health/Check\""), "{body}");
+    assert!(body.contains("rpc_grpc_status_code=\"16\""), "the refused call is counted with its code: {body}");
+    assert!(body.contains("rpc_server_duration"), "{body}");
+}

@@ -380,10 +380,7 @@ fn spawn_server(mode: Mode, threads: usize, no_telemetry: bool) -> anyhow::Resul
     if no_telemetry && mode == "stack" {
         command.arg("--no-telemetry");
     }
-    let mut child = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()?;
+    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::null()).spawn()?;
     let stdout = child.stdout.take().context("server stdout")?;
     let mut line = String::new();
     BufReader::new(stdout).read_line(&mut line)?;

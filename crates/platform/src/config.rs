@@ -40,6 +40,8 @@ pub mod vars {
     pub const LOG: &str = "W4L_LOG";
     /// Log format: `json` (default) or `text`.
     pub const LOG_FORMAT: &str = "W4L_LOG_FORMAT";
+    /// Address of the Prometheus scrape endpoint (`0.0.0.0:9464`, path `/metrics`); unset: none.
+    pub const METRICS_ADDR: &str = "W4L_METRICS_ADDR";
     /// Standard OpenTelemetry variable: export traces and metrics over OTLP/gRPC when set.
     pub const OTEL_EXPORTER_OTLP_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
     /// Standard OpenTelemetry variable: the service name resource attribute.
@@ -117,6 +119,8 @@ pub struct PlatformConfig {
     pub log_json: bool,
     /// OTLP endpoint, when telemetry export is on.
     pub otlp_endpoint: Option<String>,
+    /// Prometheus scrape address, when on.
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 /// What an access token must say to be accepted.
@@ -145,6 +149,7 @@ impl std::fmt::Debug for PlatformConfig {
             .field("shutdown_delay", &self.shutdown_delay)
             .field("token", &self.token)
             .field("otlp_endpoint", &self.otlp_endpoint)
+            .field("metrics_addr", &self.metrics_addr)
             .finish_non_exhaustive()
     }
 }
@@ -233,6 +238,10 @@ impl PlatformConfig {
             Some("text") => false,
             Some(other) => return Err(ConfigError::new(vars::LOG_FORMAT, format!("must be json or text, not {other:?}"))),
         };
+        let metrics_addr = match src.get(vars::METRICS_ADDR) {
+            None => None,
+            Some(_) => Some(parse(src, vars::METRICS_ADDR, None, "a socket address such as 0.0.0.0:9464")?),
+        };
         let otlp_endpoint = src.get(vars::OTEL_EXPORTER_OTLP_ENDPOINT);
         if let Some(endpoint) = &otlp_endpoint {
             check_url(vars::OTEL_EXPORTER_OTLP_ENDPOINT, endpoint, &["http"])?;
@@ -253,6 +262,7 @@ impl PlatformConfig {
             log_filter: src.get(vars::LOG).unwrap_or_else(|| DEFAULT_LOG_FILTER.into()),
             log_json,
             otlp_endpoint,
+            metrics_addr,
         })
     }
 
@@ -319,6 +329,7 @@ mod tests {
             ("W4L_INTAKE_URL", "intake:50051"),
             ("W4L_COACHING_URL", "https://coaching:50051"),
             (vars::REDIS_URL, "rediss://cache:6380"),
+            (vars::METRICS_ADDR, "localhost:9464"),
             (vars::OTEL_EXPORTER_OTLP_ENDPOINT, "collector:4317"),
         ];
         for (variable, value) in cases {

@@ -22,9 +22,15 @@ use crate::config::PlatformConfig;
 pub struct TelemetryGuard {
     tracer_provider: SdkTracerProvider,
     meter_provider: Option<SdkMeterProvider>,
+    registry: Option<prometheus::Registry>,
 }
 
 impl TelemetryGuard {
+    /// The Prometheus registry, when `W4L_METRICS_ADDR` is set.
+    pub fn prometheus_registry(&self) -> Option<prometheus::Registry> {
+        self.registry.clone()
+    }
+
     /// Flushes pending spans and metrics (call before exit, or in a test before asserting).
     pub fn flush(&self) {
         let _ = self.tracer_provider.force_flush();
@@ -55,14 +61,29 @@ pub fn init(service_name: &str, config: &PlatformConfig) -> anyhow::Result<Telem
     global::set_text_map_propagator(TraceContextPropagator::new());
     let resource = opentelemetry_sdk::Resource::builder().with_service_name(service_name.to_string()).build();
     let mut tracer_builder = SdkTracerProvider::builder().with_resource(resource.clone());
-    let mut meter_provider = None;
+    // Metrics go to whichever readers are configured: OTLP push, Prometheus pull, or both.
+    let mut meters = SdkMeterProvider::builder().with_resource(resource);
+    let mut metrics_on = false;
     if let Some(endpoint) = &config.otlp_endpoint {
         let spans = opentelemetry_otlp::SpanExporter::builder().with_tonic().with_endpoint(endpoint.clone()).build()?;
         tracer_builder = tracer_builder.with_batch_exporter(spans);
         let metrics = opentelemetry_otlp::MetricExporter::builder().with_tonic().with_endpoint(endpoint.clone()).build()?;
-        let meters = SdkMeterProvider::builder().with_resource(resource).with_periodic_exporter(metrics).build();
-        global::set_meter_provider(meters.clone());
-        meter_provider = Some(meters);
+        meters = meters.with_periodic_exporter(metrics);
+        metrics_on = true;
+    }
+    let mut registry = None;
+    if config.metrics_addr.is_some() {
+        let prometheus_registry = prometheus::Registry::new();
+        let exporter = opentelemetry_prometheus::exporter().with_registry(prometheus_registry.clone()).build()?;
+        meters = meters.with_reader(exporter);
+        registry = Some(prometheus_registry);
+        metrics_on = true;
+    }
+    let mut meter_provider = None;
+    if metrics_on {
+        let provider = meters.build();
+        global::set_meter_provider(provider.clone());
+        meter_provider = Some(provider);
     }
     let tracer_provider = tracer_builder.build();
     global::set_tracer_provider(tracer_provider.clone());
@@ -95,7 +116,7 @@ pub fn init(service_name: &str, config: &PlatformConfig) -> anyhow::Result<Telem
             registry.with(tracing_subscriber::fmt::layer().with_filter(filter)).try_init()?;
         }
     }
-    Ok(TelemetryGuard { tracer_provider, meter_provider })
+    Ok(TelemetryGuard { tracer_provider, meter_provider, registry })
 }
 
 /// Reads trace context from HTTP/2 headers (gRPC metadata).
@@ -162,4 +183,51 @@ impl tonic::service::Interceptor for ClientTracing {
         }
         Ok(request)
     }
+}
+
+/// Serves `GET /metrics` in the Prometheus text format on `listener` until `shutdown`. A plain
+/// HTTP/1.1 responder: one request per connection, nothing else is served.
+pub async fn serve_metrics(
+    listener: tokio::net::TcpListener,
+    registry: prometheus::Registry,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    loop {
+        let accepted = tokio::select! {
+            () = shutdown.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        let Ok((stream, _)) = accepted else { continue };
+        let registry = registry.clone();
+        tokio::spawn(async move {
+            if let Err(err) = answer_scrape(stream, &registry).await {
+                tracing::debug!(error = %err, "metrics scrape failed");
+            }
+        });
+    }
+}
+
+async fn answer_scrape(mut stream: tokio::net::TcpStream, registry: &prometheus::Registry) -> std::io::Result<()> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut request = Vec::with_capacity(512);
+    let mut buf = [0u8; 1024];
+    // Read the request head (bounded: a scrape request is small).
+    while !request.windows(4).any(|w| w == b"\r\n\r\n") && request.len() < 8192 {
+        let n = tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut buf)).await.map_err(std::io::Error::other)??;
+        if n == 0 {
+            break;
+        }
+        request.extend_from_slice(&buf[..n]);
+    }
+    let (status, content_type, body) = if request.starts_with(b"GET /metrics ") || request.starts_with(b"GET /metrics?") {
+        let mut body = String::new();
+        prometheus::TextEncoder::new().encode_utf8(&registry.gather(), &mut body).map_err(std::io::Error::other)?;
+        ("200 OK", prometheus::TEXT_FORMAT, body)
+    } else {
+        ("404 Not Found", "text/plain", "not found: the only path is /metrics\n".to_string())
+    };
+    let head = format!("HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", body.len());
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(body.as_bytes()).await?;
+    stream.shutdown().await
 }

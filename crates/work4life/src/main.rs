@@ -15,6 +15,7 @@ use work4life_platform::{
     auth::InMemoryKeySource,
     config::PlatformConfig,
     host::{self, HostOptions, ServiceDefinition},
+    telemetry::TelemetryGuard,
 };
 
 /// Every service the binary can run, in dependency order (identity first: others verify its tokens).
@@ -98,7 +99,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let result = run(cli.command, config, services).await;
+    let result = run(cli.command, config, services, &telemetry).await;
     telemetry.flush();
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -110,7 +111,7 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(command: Command, config: PlatformConfig, services: Vec<ServiceDefinition>) -> anyhow::Result<()> {
+async fn run(command: Command, config: PlatformConfig, services: Vec<ServiceDefinition>, telemetry: &TelemetryGuard) -> anyhow::Result<()> {
     match command {
         Command::Migrate => {
             host::connect_pools(&config, &services, true).await?;
@@ -125,8 +126,15 @@ async fn run(command: Command, config: PlatformConfig, services: Vec<ServiceDefi
             // Until identity publishes its key set (identity capability), no key is trusted:
             // every method that needs a token answers UNAUTHENTICATED.
             let key_source = Arc::new(InMemoryKeySource::default());
+            let metrics_addr = config.metrics_addr;
             let running =
                 host::start(HostOptions { config, services: services.clone(), key_source, migrate: migrate || with_seed }).await?;
+            if let (Some(addr), Some(registry)) = (metrics_addr, telemetry.prometheus_registry()) {
+                let listener =
+                    tokio::net::TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("cannot listen on {addr} for metrics: {e}"))?;
+                println!("metrics on http://{}/metrics", listener.local_addr()?);
+                tokio::spawn(work4life_platform::telemetry::serve_metrics(listener, registry, running.shutdown.clone()));
+            }
             println!(
                 "work4life serving {} on {} (gRPC, reflection on; try: buf curl --protocol grpc --http2-prior-knowledge --list-methods http://{})",
                 names(&services),

@@ -129,6 +129,7 @@ pub struct ServerOptions {
     pub max_concurrent_calls: usize,
     pub auth: bool,
     pub probe_pool: Option<PgPool>,
+    pub redis_url: Option<String>,
     pub timing: ShutdownTiming,
 }
 
@@ -138,6 +139,7 @@ impl Default for ServerOptions {
             max_concurrent_calls: 64,
             auth: true,
             probe_pool: None,
+            redis_url: None,
             timing: ShutdownTiming { delay: Duration::from_millis(300), grace: Duration::from_secs(10) },
         }
     }
@@ -162,13 +164,17 @@ pub async fn start_echo(pool: PgPool, options: ServerOptions) -> TestServer {
     let (listener, addr) = work4life_platform::server::bind("127.0.0.1:0".parse().expect("addr")).await.expect("bind");
     let shutdown = CancellationToken::new();
     let probes = vec![Probe { name: "echo".into(), pool: options.probe_pool.unwrap_or(pool) }];
+    let redis = match &options.redis_url {
+        Some(url) => work4life_platform::server::connect_redis(url).await.expect("redis"),
+        None => redis().await,
+    };
     let done = tokio::spawn(work4life_platform::server::serve(
         listener,
         routes,
         vec!["work4life.testing.v1.EchoService".into()],
         stack,
         probes,
-        redis().await,
+        redis,
         shutdown.clone(),
         options.timing,
     ));

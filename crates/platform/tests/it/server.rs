@@ -59,6 +59,46 @@ async fn health_is_not_serving_while_the_database_is_down() {
     wait_for(&mut health, "", ServingStatus::NotServing).await;
 }
 
+/// A private Redis server on its own port, stopped when dropped.
+fn private_redis(port: u16) -> std::process::Child {
+    std::process::Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("redis-server (apt-get install redis-server)")
+}
+
+async fn wait_redis(port: u16) {
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("redis on {port} did not start");
+}
+
+#[tokio::test]
+async fn health_follows_redis_down_and_back() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+    let mut redis = private_redis(port);
+    wait_redis(port).await;
+    let (pool, _) = fresh_schema().await;
+    let server = start_echo(pool, ServerOptions { redis_url: Some(format!("redis://127.0.0.1:{port}/0")), ..Default::default() }).await;
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", server.addr)).expect("e").connect_lazy();
+    let mut health = HealthClient::new(channel);
+    wait_for(&mut health, "echo", ServingStatus::Serving).await;
+    redis.kill().expect("kill redis");
+    redis.wait().expect("reap");
+    wait_for(&mut health, "echo", ServingStatus::NotServing).await;
+    wait_for(&mut health, "", ServingStatus::NotServing).await;
+    let mut redis = private_redis(port);
+    wait_redis(port).await;
+    wait_for(&mut health, "echo", ServingStatus::Serving).await;
+    redis.kill().expect("kill redis");
+    let _ = redis.wait();
+}
+
 #[tokio::test]
 async fn reflection_lists_the_mounted_services() {
     use tonic_reflection::pb::v1::{
