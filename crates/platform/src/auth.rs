@@ -25,8 +25,10 @@ pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
 pub const ALLOWED_ALGORITHMS: [Algorithm; 2] = [Algorithm::EdDSA, Algorithm::ES256];
 /// Verified tokens kept so that a token's signature is checked once, not on every call.
 const VERIFIED_CACHE_CAPACITY: usize = 10_000;
-/// An unknown `kid` triggers at most one key-set fetch per this interval.
-const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(5);
+/// Unknown `kid`s trigger at most one key-set fetch per this interval; a caller arriving sooner
+/// waits for the window rather than being refused, so a freshly rotated key is accepted within
+/// a second while a flood of forged `kid`s costs identity one fetch per second at most.
+const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(1);
 
 /// One role held by the caller, scoped to an organisation and/or zones. An admin binding may be
 /// global (no organisation, no zones).
@@ -124,6 +126,30 @@ impl KeySource for InMemoryKeySource {
     fn fetch(&self) -> BoxFuture<'_, anyhow::Result<JwkSet>> {
         let keys = self.keys.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
         Box::pin(async move { Ok(keys) })
+    }
+}
+
+/// identity's published key set, fetched over gRPC (`IdentityService/GetKeySet`): how every
+/// service learns the keys, in both deployment modes.
+#[derive(Clone)]
+pub struct GrpcKeySource {
+    channel: crate::host::PeerChannel,
+}
+
+impl GrpcKeySource {
+    /// A source calling identity over `channel`.
+    pub fn new(channel: crate::host::PeerChannel) -> Self {
+        Self { channel }
+    }
+}
+
+impl KeySource for GrpcKeySource {
+    fn fetch(&self) -> BoxFuture<'_, anyhow::Result<JwkSet>> {
+        Box::pin(async move {
+            let mut client = work4life_proto::identity::identity_service_client::IdentityServiceClient::new(self.channel.clone());
+            let response = client.get_key_set(work4life_proto::identity::GetKeySetRequest {}).await?.into_inner();
+            Ok(serde_json::from_str(&response.jwks_json)?)
+        })
     }
 }
 
@@ -256,15 +282,20 @@ impl TokenVerifier {
         self.keys.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(kid).cloned()
     }
 
-    /// Fetches the key set once for an unknown `kid`: concurrent callers wait for the same fetch,
-    /// and fetches are spaced by `MIN_REFRESH_INTERVAL` so forged `kid`s cannot flood identity.
+    /// Fetches the key set once for an unknown `kid`: concurrent callers queue on one lock and
+    /// share a fetch; fetches are spaced by `MIN_REFRESH_INTERVAL`.
     async fn refresh_for(&self, kid: &str) {
+        let requested = Instant::now();
         let mut last = self.last_refresh.lock().await;
         if self.key(kid).is_some() {
             return; // another caller's refresh brought it
         }
-        if last.is_some_and(|at| at.elapsed() < MIN_REFRESH_INTERVAL) {
-            return;
+        if let Some(at) = *last {
+            if at >= requested {
+                return; // a fetch that started after we asked already ran: the kid is unknown
+            }
+            let next_allowed = at + MIN_REFRESH_INTERVAL;
+            tokio::time::sleep_until(next_allowed.into()).await;
         }
         *last = Some(Instant::now());
         if let Err(err) = self.refresh().await {
@@ -322,6 +353,23 @@ pub mod signing {
 
     use super::{ACCESS_TOKEN_TYPE, Claims};
 
+    /// The JWK of an Ed25519 public key (`kty` OKP, `crv` Ed25519, `alg` EdDSA, `use` sig).
+    pub fn ed25519_public_jwk(kid: String, public_key: &[u8]) -> Jwk {
+        Jwk {
+            common: CommonParameters {
+                public_key_use: Some(PublicKeyUse::Signature),
+                key_id: Some(kid),
+                key_algorithm: Some(KeyAlgorithm::EdDSA),
+                ..Default::default()
+            },
+            algorithm: AlgorithmParameters::OctetKeyPair(OctetKeyPairParameters {
+                key_type: OctetKeyPairType::OctetKeyPair,
+                curve: EllipticCurve::Ed25519,
+                x: base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(public_key),
+            }),
+        }
+    }
+
     /// An Ed25519 signing key with its `kid`.
     pub struct SigningKey {
         /// Key id published in the JWK set.
@@ -339,6 +387,19 @@ pub mod signing {
             Ok(Self::from_ed25519_der(kid, der.as_bytes(), key.verifying_key().to_bytes()))
         }
 
+        /// Rebuilds a key from its 32-byte Ed25519 secret seed (as identity stores it, encrypted).
+        pub fn from_ed25519_seed(kid: impl Into<String>, seed: &[u8; 32]) -> anyhow::Result<Self> {
+            use ed25519_dalek::pkcs8::EncodePrivateKey as _;
+            let key = ed25519_dalek::SigningKey::from_bytes(seed);
+            let der = key.to_pkcs8_der().map_err(|e| anyhow::anyhow!("pkcs8 encoding: {e}"))?;
+            Ok(Self::from_ed25519_der(kid, der.as_bytes(), key.verifying_key().to_bytes()))
+        }
+
+        /// The raw 32-byte public key.
+        pub fn public_key(&self) -> [u8; 32] {
+            self.public_key
+        }
+
         /// Builds a key from a PKCS#8 DER private key and its raw 32-byte public key.
         pub fn from_ed25519_der(kid: impl Into<String>, pkcs8_der: &[u8], public_key: [u8; 32]) -> Self {
             Self { kid: kid.into(), encoding: EncodingKey::from_ed_der(pkcs8_der), public_key }
@@ -346,19 +407,7 @@ pub mod signing {
 
         /// The public half as a JWK (`kty` OKP, `crv` Ed25519, `alg` EdDSA, `use` sig).
         pub fn public_jwk(&self) -> Jwk {
-            Jwk {
-                common: CommonParameters {
-                    public_key_use: Some(PublicKeyUse::Signature),
-                    key_id: Some(self.kid.clone()),
-                    key_algorithm: Some(KeyAlgorithm::EdDSA),
-                    ..Default::default()
-                },
-                algorithm: AlgorithmParameters::OctetKeyPair(OctetKeyPairParameters {
-                    key_type: OctetKeyPairType::OctetKeyPair,
-                    curve: EllipticCurve::Ed25519,
-                    x: base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(self.public_key),
-                }),
-            }
+            ed25519_public_jwk(self.kid.clone(), &self.public_key)
         }
 
         /// Signs `claims` as an access token.

@@ -36,6 +36,8 @@ pub mod vars {
     pub const TOKEN_LEEWAY_SECS: &str = "W4L_TOKEN_LEEWAY_SECS";
     /// Secret (at least 32 bytes, base64) that signs page tokens so clients cannot forge them.
     pub const PAGE_TOKEN_KEY: &str = "W4L_PAGE_TOKEN_KEY";
+    /// Key (32 bytes, base64) that encrypts identity's private signing keys at rest.
+    pub const SIGNING_KEY_ENCRYPTION_KEY: &str = "W4L_SIGNING_KEY_ENCRYPTION_KEY";
     /// Log filter in `tracing` syntax (`info`, `work4life=debug,sqlx=warn`).
     pub const LOG: &str = "W4L_LOG";
     /// Log format: `json` (default) or `text`.
@@ -113,6 +115,8 @@ pub struct PlatformConfig {
     pub token: TokenConfig,
     /// Key for page-token MACs.
     pub page_token_key: Vec<u8>,
+    /// AES-256-GCM key for signing keys at rest (identity).
+    pub signing_key_encryption_key: [u8; 32],
     /// Log filter.
     pub log_filter: String,
     /// Whether logs are JSON.
@@ -177,6 +181,9 @@ const DEFAULT_LISTEN_ADDR: &str = "127.0.0.1:50051";
 /// Only for local runs: production must set `W4L_PAGE_TOKEN_KEY` (the chart always does).
 const DEV_PAGE_TOKEN_KEY: &[u8] = b"work4life-dev-page-token-key-not-for-production";
 
+/// Only for local runs: production must set `W4L_SIGNING_KEY_ENCRYPTION_KEY` (the chart does).
+const DEV_SIGNING_KEY_ENCRYPTION_KEY: [u8; 32] = *b"work4life-dev-signing-key-32byte";
+
 /// The service names a database URL may be overridden for.
 pub const SERVICES: [&str; 5] = ["identity", "intake", "grants", "coaching", "notifications"];
 
@@ -233,6 +240,16 @@ impl PlatformConfig {
                 key
             }
         };
+        let signing_key_encryption_key = match src.get(vars::SIGNING_KEY_ENCRYPTION_KEY) {
+            None => DEV_SIGNING_KEY_ENCRYPTION_KEY,
+            Some(b64) => {
+                use base64::Engine as _;
+                let key = base64::engine::general_purpose::STANDARD
+                    .decode(b64.trim())
+                    .map_err(|_| ConfigError::new(vars::SIGNING_KEY_ENCRYPTION_KEY, "not valid base64"))?;
+                key.try_into().map_err(|_| ConfigError::new(vars::SIGNING_KEY_ENCRYPTION_KEY, "must decode to exactly 32 bytes"))?
+            }
+        };
         let log_json = match src.get(vars::LOG_FORMAT).as_deref() {
             None | Some("json") => true,
             Some("text") => false,
@@ -259,6 +276,7 @@ impl PlatformConfig {
             shutdown_delay,
             token,
             page_token_key,
+            signing_key_encryption_key,
             log_filter: src.get(vars::LOG).unwrap_or_else(|| DEFAULT_LOG_FILTER.into()),
             log_json,
             otlp_endpoint,
@@ -330,6 +348,7 @@ mod tests {
             ("W4L_COACHING_URL", "https://coaching:50051"),
             (vars::REDIS_URL, "rediss://cache:6380"),
             (vars::METRICS_ADDR, "localhost:9464"),
+            (vars::SIGNING_KEY_ENCRYPTION_KEY, "c2hvcnQ="),
             (vars::OTEL_EXPORTER_OTLP_ENDPOINT, "collector:4317"),
         ];
         for (variable, value) in cases {

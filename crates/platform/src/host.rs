@@ -137,8 +137,8 @@ pub struct HostOptions {
     pub config: PlatformConfig,
     /// Services to host.
     pub services: Vec<ServiceDefinition>,
-    /// Where access-token keys come from.
-    pub key_source: Arc<dyn KeySource>,
+    /// Where access-token keys come from; `None`: identity's `GetKeySet`, over gRPC.
+    pub key_source: Option<Arc<dyn KeySource>>,
     /// Apply migrations before serving.
     pub migrate: bool,
 }
@@ -189,6 +189,10 @@ pub async fn start(options: HostOptions) -> anyhow::Result<Running> {
         advertised.extend(service.grpc_services.iter().map(|s| (*s).to_string()));
     }
 
+    let key_source = match key_source {
+        Some(source) => source,
+        None => Arc::new(crate::auth::GrpcKeySource::new(peers.channel("identity")?)),
+    };
     let verifier = Arc::new(TokenVerifier::new(key_source, config.token.clone()));
     let stack = ServerStack::new(StackConfig {
         max_concurrent_calls: config.max_concurrent_calls,

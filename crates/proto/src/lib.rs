@@ -28,6 +28,12 @@ pub mod work4life {
             include!(concat!(env!("OUT_DIR"), "/work4life.events.v1.rs"));
         }
     }
+    /// Identity: login, tokens, the published key set (`work4life.identity.v1`).
+    pub mod identity {
+        pub mod v1 {
+            include!(concat!(env!("OUT_DIR"), "/work4life.identity.v1.rs"));
+        }
+    }
     /// The echo service for tests and benchmarks (`work4life.testing.v1`).
     pub mod testing {
         pub mod v1 {
@@ -36,4 +42,4 @@ pub mod work4life {
     }
 }
 
-pub use work4life::{events::v1 as events, testing::v1 as testing, r#type::v1 as types};
+pub use work4life::{events::v1 as events, identity::v1 as identity, testing::v1 as testing, r#type::v1 as types};

@@ -8,11 +8,10 @@
 //! Configuration comes from `W4L_*` variables (docs/configuration.md) and is validated before
 //! anything connects or binds.
 
-use std::{process::ExitCode, sync::Arc};
+use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use work4life_platform::{
-    auth::InMemoryKeySource,
     config::PlatformConfig,
     host::{self, HostOptions, ServiceDefinition},
     telemetry::TelemetryGuard,
@@ -123,12 +122,9 @@ async fn run(command: Command, config: PlatformConfig, services: Vec<ServiceDefi
             if with_seed {
                 seed(&config, &services).await?;
             }
-            // Until identity publishes its key set (identity capability), no key is trusted:
-            // every method that needs a token answers UNAUTHENTICATED.
-            let key_source = Arc::new(InMemoryKeySource::default());
             let metrics_addr = config.metrics_addr;
             let running =
-                host::start(HostOptions { config, services: services.clone(), key_source, migrate: migrate || with_seed }).await?;
+                host::start(HostOptions { config, services: services.clone(), key_source: None, migrate: migrate || with_seed }).await?;
             if let (Some(addr), Some(registry)) = (metrics_addr, telemetry.prometheus_registry()) {
                 let listener =
                     tokio::net::TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("cannot listen on {addr} for metrics: {e}"))?;

@@ -1,10 +1,14 @@
 //! The identity service (`work4life.identity.v1`): accounts, organisations, scoped roles, login and tokens; publishes the key set every service verifies tokens with.
 //!
 //! It owns the `identity` schema and the `w4l:events:identity` stream; other services reach it only
-//! through its protobuf contract. The domain arrives with its capability issue; until then the
-//! service is mounted, migrated and health-checked like the others.
+//! through its protobuf contract. Today it serves the published key set, password login,
+//! refresh-token rotation, logout, key rotation and WhoAmI; accounts, organisations and role
+//! administration, OTP and client-credential logins come next (identity issue).
 
+pub mod grpc;
+pub mod keys;
 pub mod seed;
+pub mod sessions;
 
 use sqlx::migrate::Migrator;
 use tonic::service::RoutesBuilder;
@@ -17,12 +21,21 @@ pub static MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
 pub const SERVICE: ServiceDefinition = ServiceDefinition {
     name: "identity",
     migrations: &MIGRATIONS,
-    grpc_services: &[],
-    public_methods: &[],
+    grpc_services: &["work4life.identity.v1.IdentityService"],
+    public_methods: &[
+        "/work4life.identity.v1.IdentityService/GetKeySet",
+        "/work4life.identity.v1.IdentityService/Login",
+        "/work4life.identity.v1.IdentityService/RefreshToken",
+        "/work4life.identity.v1.IdentityService/Logout",
+    ],
     register,
     seed: Some(seed::seed),
 };
 
-fn register(_ctx: &ServiceContext, _routes: &mut RoutesBuilder) -> anyhow::Result<()> {
+fn register(ctx: &ServiceContext, routes: &mut RoutesBuilder) -> anyhow::Result<()> {
+    let keys = keys::KeyRing::new(ctx.pool.clone(), &ctx.config.signing_key_encryption_key);
+    let sessions = sessions::Sessions::new(ctx.pool.clone(), ctx.redis.clone(), keys.clone(), ctx.config.token.clone());
+    let identity = grpc::Identity { keys, sessions, leeway: ctx.config.token.leeway };
+    routes.add_service(work4life_proto::identity::identity_service_server::IdentityServiceServer::new(identity));
     Ok(())
 }

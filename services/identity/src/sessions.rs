@@ -1,0 +1,250 @@
+//! Sessions: password login with brute-force limits counted in Redis (so they hold across
+//! replicas and restarts), access tokens signed with the active key, and single-use refresh
+//! tokens in families (a spent token presented again revokes its whole family).
+
+use std::{net::IpAddr, time::Duration};
+
+use argon2::{Argon2, PasswordHash, PasswordVerifier as _};
+use rand::RngCore as _;
+use redis::aio::ConnectionManager;
+use sha2::{Digest as _, Sha256};
+use sqlx::PgPool;
+use time::OffsetDateTime;
+use uuid::Uuid;
+use work4life_platform::{
+    ServiceError,
+    audit::{self, AuditEntry},
+    auth::{Claims, RoleBinding},
+    config::TokenConfig,
+};
+
+use crate::keys::KeyRing;
+
+/// Lifetime of an access token.
+pub const ACCESS_TOKEN_TTL: Duration = Duration::from_secs(15 * 60);
+/// Lifetime of a refresh token.
+pub const REFRESH_TOKEN_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+/// Failed logins allowed per account in [`FAILURE_WINDOW`].
+pub const MAX_FAILURES_PER_ACCOUNT: u64 = 10;
+/// Failed logins allowed per source address in [`FAILURE_WINDOW`].
+pub const MAX_FAILURES_PER_SOURCE: u64 = 50;
+/// The window failures are counted in.
+pub const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
+
+/// Issued tokens.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    /// Signed access token.
+    pub access_token: String,
+    /// Its expiry.
+    pub access_expires_at: OffsetDateTime,
+    /// Opaque refresh token.
+    pub refresh_token: String,
+    /// Its expiry.
+    pub refresh_expires_at: OffsetDateTime,
+    /// The account.
+    pub account_id: Uuid,
+}
+
+/// Login, refresh and logout.
+#[derive(Clone)]
+pub struct Sessions {
+    pool: PgPool,
+    redis: ConnectionManager,
+    keys: KeyRing,
+    token: TokenConfig,
+}
+
+const UNAUTHENTICATED: ServiceError = ServiceError::Unauthenticated("wrong email or password");
+
+impl Sessions {
+    /// Sessions signing with `keys` for the issuer and audience in `token`.
+    pub fn new(pool: PgPool, redis: ConnectionManager, keys: KeyRing, token: TokenConfig) -> Self {
+        Self { pool, redis, keys, token }
+    }
+
+    /// Checks a password; the same refusal for an unknown email and a wrong password.
+    pub async fn login(&self, email: &str, password: &str, source: Option<IpAddr>, request_id: &str) -> Result<Issued, ServiceError> {
+        let email = email.trim().to_lowercase();
+        let account_key = format!("w4l:identity:login-failures:account:{}", hex::encode(Sha256::digest(email.as_bytes())));
+        let source_key = source.map(|ip| format!("w4l:identity:login-failures:source:{ip}"));
+        self.check_limits(&account_key, source_key.as_deref()).await?;
+
+        let account =
+            sqlx::query!("SELECT id, password_hash FROM accounts WHERE lower(email) = $1 AND status = 'active' AND kind = 'staff'", email)
+                .fetch_optional(&self.pool)
+                .await?;
+        // Verify against a fixed hash when the account is unknown, so timing does not tell.
+        let stored = account.as_ref().and_then(|a| a.password_hash.clone()).unwrap_or_else(|| DUMMY_HASH.to_string());
+        let password = password.to_string();
+        let verified = tokio::task::spawn_blocking(move || {
+            PasswordHash::new(&stored).is_ok_and(|hash| Argon2::default().verify_password(password.as_bytes(), &hash).is_ok())
+        })
+        .await
+        .map_err(|e| ServiceError::Internal(e.into()))?;
+
+        let mut tx = self.pool.begin().await?;
+        let source_addr = source.map(|ip| ip.to_string()).unwrap_or_default();
+        let Some(account) = account.filter(|_| verified) else {
+            self.count_failure(&account_key, source_key.as_deref()).await?;
+            let entry = AuditEntry {
+                actor: "anonymous".into(),
+                action: "identity.Login.failed".into(),
+                resource: format!("emails/{}", hex::encode(&Sha256::digest(email.as_bytes())[..8])),
+                source_addr,
+                request_id: request_id.to_string(),
+                details: serde_json::json!({}),
+            };
+            audit::append(&mut tx, &entry).await?;
+            tx.commit().await?;
+            return Err(UNAUTHENTICATED);
+        };
+        let issued = self.issue(&mut tx, account.id, Uuid::now_v7()).await?;
+        let entry = AuditEntry {
+            actor: format!("accounts/{}", account.id),
+            action: "identity.Login".into(),
+            resource: format!("accounts/{}", account.id),
+            source_addr,
+            request_id: request_id.to_string(),
+            details: serde_json::json!({}),
+        };
+        audit::append(&mut tx, &entry).await?;
+        tx.commit().await?;
+        let mut redis = self.redis.clone();
+        let _: () = redis::cmd("DEL").arg(&account_key).query_async(&mut redis).await?;
+        Ok(issued)
+    }
+
+    async fn check_limits(&self, account_key: &str, source_key: Option<&str>) -> Result<(), ServiceError> {
+        let mut redis = self.redis.clone();
+        let keys: Vec<&str> = std::iter::once(account_key).chain(source_key).collect();
+        let counts: Vec<Option<u64>> = redis::cmd("MGET").arg(&keys).query_async(&mut redis).await?;
+        let account_failures = counts.first().copied().flatten().unwrap_or(0);
+        let source_failures = counts.get(1).copied().flatten().unwrap_or(0);
+        if account_failures >= MAX_FAILURES_PER_ACCOUNT || source_failures >= MAX_FAILURES_PER_SOURCE {
+            return Err(ServiceError::ResourceExhausted("too many failed logins; try again in 15 minutes"));
+        }
+        Ok(())
+    }
+
+    async fn count_failure(&self, account_key: &str, source_key: Option<&str>) -> Result<(), ServiceError> {
+        let mut redis = self.redis.clone();
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for key in std::iter::once(account_key).chain(source_key) {
+            // The window starts at the first failure: EXPIRE NX keeps it from sliding.
+            pipe.cmd("INCR").arg(key).ignore().cmd("EXPIRE").arg(key).arg(FAILURE_WINDOW.as_secs()).arg("NX").ignore();
+        }
+        pipe.query_async::<()>(&mut redis).await?;
+        Ok(())
+    }
+
+    /// Spends `refresh_token` and issues the next tokens of its family.
+    pub async fn refresh(&self, refresh_token: &str) -> Result<Issued, ServiceError> {
+        let hash = Sha256::digest(refresh_token.as_bytes()).to_vec();
+        let mut tx = self.pool.begin().await?;
+        let Some(row) = sqlx::query!(
+            "SELECT t.id, t.family_id, t.account_id, t.expires_at, t.spent_at, t.revoked_at, a.status \
+             FROM refresh_tokens t JOIN accounts a ON a.id = t.account_id WHERE t.token_hash = $1 FOR UPDATE OF t",
+            hash
+        )
+        .fetch_optional(&mut *tx)
+        .await?
+        else {
+            return Err(ServiceError::Unauthenticated("unknown refresh token"));
+        };
+        if row.spent_at.is_some() {
+            // Replay of a spent token: someone else holds the family. Revoke all of it.
+            sqlx::query!("UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = $1 AND revoked_at IS NULL", row.family_id)
+                .execute(&mut *tx)
+                .await?;
+            let entry = AuditEntry {
+                actor: format!("accounts/{}", row.account_id),
+                action: "identity.RefreshToken.reused".into(),
+                resource: format!("accounts/{}", row.account_id),
+                details: serde_json::json!({ "family": row.family_id }),
+                ..AuditEntry::default()
+            };
+            audit::append(&mut tx, &entry).await?;
+            tx.commit().await?;
+            return Err(ServiceError::Unauthenticated("refresh token already used; the session is revoked"));
+        }
+        if row.revoked_at.is_some() || row.expires_at <= OffsetDateTime::now_utc() || row.status != "active" {
+            return Err(ServiceError::Unauthenticated("refresh token expired or revoked"));
+        }
+        sqlx::query!("UPDATE refresh_tokens SET spent_at = now() WHERE id = $1", row.id).execute(&mut *tx).await?;
+        let issued = self.issue(&mut tx, row.account_id, row.family_id).await?;
+        tx.commit().await?;
+        Ok(issued)
+    }
+
+    /// Revokes the family of `refresh_token` (logout); unknown tokens are refused.
+    pub async fn logout(&self, refresh_token: &str, request_id: &str) -> Result<(), ServiceError> {
+        let hash = Sha256::digest(refresh_token.as_bytes()).to_vec();
+        let mut tx = self.pool.begin().await?;
+        let Some(row) =
+            sqlx::query!("SELECT family_id, account_id FROM refresh_tokens WHERE token_hash = $1", hash).fetch_optional(&mut *tx).await?
+        else {
+            return Err(ServiceError::Unauthenticated("unknown refresh token"));
+        };
+        sqlx::query!("UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = $1 AND revoked_at IS NULL", row.family_id)
+            .execute(&mut *tx)
+            .await?;
+        let entry = AuditEntry {
+            actor: format!("accounts/{}", row.account_id),
+            action: "identity.Logout".into(),
+            resource: format!("accounts/{}", row.account_id),
+            request_id: request_id.to_string(),
+            details: serde_json::json!({ "family": row.family_id }),
+            ..AuditEntry::default()
+        };
+        audit::append(&mut tx, &entry).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn issue(&self, tx: &mut sqlx::PgConnection, account_id: Uuid, family_id: Uuid) -> Result<Issued, ServiceError> {
+        let roles = sqlx::query!("SELECT role, organization_id, zones FROM role_bindings WHERE account_id = $1 ORDER BY role", account_id)
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .map(|r| RoleBinding { role: r.role, org: r.organization_id.map(|o| format!("organizations/{o}")), zones: r.zones })
+            .collect();
+        let now = OffsetDateTime::now_utc();
+        let access_expires_at = now + ACCESS_TOKEN_TTL;
+        let claims = Claims {
+            iss: self.token.issuer.clone(),
+            aud: self.token.audience.clone(),
+            sub: format!("accounts/{account_id}"),
+            exp: access_expires_at.unix_timestamp() as u64,
+            nbf: now.unix_timestamp() as u64,
+            iat: now.unix_timestamp() as u64,
+            jti: Uuid::now_v7().to_string(),
+            roles,
+        };
+        let key = self.keys.active().await?;
+        let access_token = key.sign(&claims).map_err(ServiceError::Internal)?;
+        let mut secret = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut secret);
+        let refresh_token = {
+            use base64::Engine as _;
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret)
+        };
+        let refresh_expires_at = now + REFRESH_TOKEN_TTL;
+        sqlx::query!(
+            "INSERT INTO refresh_tokens (id, family_id, account_id, token_hash, expires_at) VALUES ($1, $2, $3, $4, $5)",
+            Uuid::now_v7(),
+            family_id,
+            account_id,
+            Sha256::digest(refresh_token.as_bytes()).to_vec(),
+            refresh_expires_at
+        )
+        .execute(&mut *tx)
+        .await?;
+        Ok(Issued { access_token, access_expires_at, refresh_token, refresh_expires_at, account_id })
+    }
+}
+
+/// An argon2id hash of a random password nobody knows, verified when the email is unknown so
+/// that both refusals take the same time.
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$Xr1Jx3vT0fqMqg4iS+3j0Gm1Pj2qK8bWx0r8cB8c1ZQ";

@@ -1,0 +1,233 @@
+//! identity over real gRPC: the host serving identity on port 0 against a fresh database and
+//! its own Redis database, called through the generated client.
+
+use std::{collections::HashMap, time::Duration};
+
+use argon2::PasswordHasher as _;
+use tonic::{Code, Request, transport::Channel};
+use tonic_types::StatusExt as _;
+use work4life_platform::{
+    config::PlatformConfig,
+    host::{self, HostOptions, Running},
+};
+use work4life_proto::identity::{
+    GetKeySetRequest, LoginRequest, LogoutRequest, RefreshTokenRequest, RotateSigningKeyRequest, WhoAmIRequest,
+    identity_service_client::IdentityServiceClient,
+};
+
+struct Fixture {
+    running: Running,
+    database_url: String,
+    redis_url: String,
+}
+
+fn server_url() -> String {
+    std::env::var("W4L_TEST_DATABASE_URL")
+        .ok()
+        .and_then(|u| u.rsplit_once('/').map(|(s, _)| s.to_string()))
+        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+/// Starts identity alone. `redis_db` gives each test its own Redis database (login counters).
+async fn start(database_url: &str, redis_db: u8) -> Fixture {
+    let redis_url = format!("redis://127.0.0.1:6379/{redis_db}");
+    let source: HashMap<String, String> = HashMap::from([
+        ("W4L_DATABASE_URL".to_string(), database_url.to_string()),
+        ("W4L_REDIS_URL".to_string(), redis_url.clone()),
+        ("W4L_LISTEN_ADDR".to_string(), "127.0.0.1:0".to_string()),
+        ("W4L_SHUTDOWN_DELAY_MS".to_string(), "0".to_string()),
+    ]);
+    let config = PlatformConfig::from_source(&source).expect("config");
+    let running = host::start(HostOptions { config, services: vec![work4life_identity::SERVICE], key_source: None, migrate: true })
+        .await
+        .expect("start");
+    Fixture { running, database_url: database_url.to_string(), redis_url }
+}
+
+async fn fresh(redis_db: u8) -> Fixture {
+    let database_url = format!("{}/w4l_identity_{}", server_url(), uuid::Uuid::new_v4().simple());
+    let fixture = start(&database_url, redis_db).await;
+    let mut redis =
+        redis::Client::open(fixture.redis_url.as_str()).expect("redis").get_multiplexed_async_connection().await.expect("redis");
+    let _: () = redis::cmd("FLUSHDB").query_async(&mut redis).await.expect("flush");
+    fixture
+}
+
+impl Fixture {
+    async fn client(&self) -> IdentityServiceClient<Channel> {
+        IdentityServiceClient::new(
+            Channel::from_shared(format!("http://{}", self.running.addr)).expect("url").connect().await.expect("connect"),
+        )
+    }
+
+    /// A staff account with `password` and `roles` (role, zones).
+    async fn account(&self, email: &str, password: &str, roles: &[&str]) -> uuid::Uuid {
+        let pool = work4life_platform::db::connect(&self.database_url, "identity", 2).await.expect("db");
+        let params = argon2::Params::new(19 * 1024, 2, 1, None).expect("params");
+        let hash = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+            .hash_password(password.as_bytes())
+            .expect("hash")
+            .to_string();
+        let id = uuid::Uuid::now_v7();
+        sqlx::query("INSERT INTO accounts (id, kind, email, display_name, password_hash) VALUES ($1, 'staff', $2, 'Test', $3)")
+            .bind(id)
+            .bind(email)
+            .bind(hash)
+            .execute(&pool)
+            .await
+            .expect("account");
+        for role in roles {
+            sqlx::query("INSERT INTO role_bindings (id, account_id, role, zones) VALUES ($1, $2, $3, '{oujda}')")
+                .bind(uuid::Uuid::now_v7())
+                .bind(id)
+                .bind(role)
+                .execute(&pool)
+                .await
+                .expect("role");
+        }
+        id
+    }
+}
+
+fn login(email: &str, password: &str) -> LoginRequest {
+    LoginRequest { email: email.into(), password: password.into() }
+}
+
+fn bearer<T>(message: T, token: &str) -> Request<T> {
+    let mut request = Request::new(message);
+    request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().expect("header"));
+    request
+}
+
+#[tokio::test]
+async fn login_then_whoami_with_the_access_token() {
+    let f = fresh(1).await;
+    let id = f.account("amina@cefa.example", "correct horse battery", &["officer"]).await;
+    let mut client = f.client().await;
+    let response = client.login(login("Amina@CEFA.example ", "correct horse battery")).await.expect("login").into_inner();
+    assert_eq!(response.account, format!("accounts/{id}"));
+    let tokens = response.tokens.expect("tokens");
+    let me = client.who_am_i(bearer(WhoAmIRequest {}, &tokens.access_token)).await.expect("whoami").into_inner();
+    assert_eq!(me.account, format!("accounts/{id}"));
+    assert_eq!(me.role_bindings.len(), 1);
+    assert_eq!(me.role_bindings[0].role, "officer");
+    assert_eq!(me.role_bindings[0].zones, ["oujda"]);
+    let keys = client.get_key_set(GetKeySetRequest {}).await.expect("keys").into_inner();
+    let set: serde_json::Value = serde_json::from_str(&keys.jwks_json).expect("json");
+    assert_eq!(set["keys"][0]["alg"], "EdDSA");
+    assert_eq!(set["keys"][0]["crv"], "Ed25519");
+    assert!(set["keys"][0].get("d").is_none(), "no private part is ever published");
+    let unauthenticated = client.who_am_i(WhoAmIRequest {}).await.expect_err("no token");
+    assert_eq!(unauthenticated.code(), Code::Unauthenticated);
+}
+
+#[tokio::test]
+async fn wrong_password_and_unknown_email_get_the_same_refusal() {
+    let f = fresh(2).await;
+    f.account("omar@esmaroc.example", "a good long password", &[]).await;
+    let mut client = f.client().await;
+    let wrong = client.login(login("omar@esmaroc.example", "nope")).await.expect_err("wrong");
+    let unknown = client.login(login("nobody@esmaroc.example", "nope")).await.expect_err("unknown");
+    assert_eq!(wrong.code(), Code::Unauthenticated);
+    assert_eq!((wrong.code(), wrong.message()), (unknown.code(), unknown.message()));
+    let empty = client.login(login("", "")).await.expect_err("empty");
+    assert_eq!(empty.code(), Code::InvalidArgument);
+    let fields: Vec<String> =
+        empty.get_error_details().bad_request().expect("bad request").field_violations.iter().map(|v| v.field.clone()).collect();
+    assert_eq!(fields, ["email", "password"]);
+    let long = client.login(login(&"x".repeat(300), "p")).await.expect_err("long");
+    assert_eq!(long.code(), Code::InvalidArgument);
+}
+
+#[tokio::test]
+async fn failed_logins_are_limited_across_replicas_and_restarts() {
+    let f = fresh(3).await;
+    f.account("fatou@soleterre.example", "the right password", &[]).await;
+    let replica = start(&f.database_url, 3).await;
+    let mut first = f.client().await;
+    let mut second = replica.client().await;
+    for attempt in 0..10 {
+        let client = if attempt % 2 == 0 { &mut first } else { &mut second };
+        let err = client.login(login("fatou@soleterre.example", "wrong")).await.expect_err("wrong");
+        assert_eq!(err.code(), Code::Unauthenticated, "attempt {attempt}");
+    }
+    // Ten failures spread over two replicas: the right password is now refused too.
+    let limited = first.login(login("fatou@soleterre.example", "the right password")).await.expect_err("limited");
+    assert_eq!(limited.code(), Code::ResourceExhausted);
+    // A restarted service still remembers (the counters live in Redis).
+    f.running.shutdown.cancel();
+    let _ = f.running.done.await;
+    let restarted = start(&f.database_url, 3).await;
+    let again = restarted.client().await.login(login("fatou@soleterre.example", "the right password")).await.expect_err("still limited");
+    assert_eq!(again.code(), Code::ResourceExhausted);
+    // Another account is not affected.
+    restarted.account("awa@soleterre.example", "another password", &[]).await;
+    restarted.client().await.login(login("awa@soleterre.example", "another password")).await.expect("other account logs in");
+}
+
+#[tokio::test]
+async fn refresh_tokens_rotate_and_a_reused_one_revokes_the_family() {
+    let f = fresh(4).await;
+    f.account("ibrahim@cefa.example", "pass phrase here", &[]).await;
+    let mut client = f.client().await;
+    let first = client.login(login("ibrahim@cefa.example", "pass phrase here")).await.expect("login").into_inner().tokens.expect("t");
+    let second = client
+        .refresh_token(RefreshTokenRequest { refresh_token: first.refresh_token.clone() })
+        .await
+        .expect("refresh")
+        .into_inner()
+        .tokens
+        .expect("t");
+    assert_ne!(second.refresh_token, first.refresh_token);
+    client.who_am_i(bearer(WhoAmIRequest {}, &second.access_token)).await.expect("new access token works");
+    // The first refresh token is spent: presenting it again revokes the whole family.
+    let replay = client.refresh_token(RefreshTokenRequest { refresh_token: first.refresh_token.clone() }).await.expect_err("replay");
+    assert_eq!(replay.code(), Code::Unauthenticated);
+    let after =
+        client.refresh_token(RefreshTokenRequest { refresh_token: second.refresh_token.clone() }).await.expect_err("family revoked");
+    assert_eq!(after.code(), Code::Unauthenticated);
+    // Logout revokes a fresh session's family.
+    let session = client.login(login("ibrahim@cefa.example", "pass phrase here")).await.expect("login").into_inner().tokens.expect("t");
+    client.logout(LogoutRequest { refresh_token: session.refresh_token.clone() }).await.expect("logout");
+    let gone = client.refresh_token(RefreshTokenRequest { refresh_token: session.refresh_token }).await.expect_err("logged out");
+    assert_eq!(gone.code(), Code::Unauthenticated);
+}
+
+#[tokio::test]
+async fn rotation_keeps_old_tokens_valid_and_only_admins_rotate() {
+    let f = fresh(5).await;
+    f.account("admin@w4l.example", "admin pass phrase", &["admin"]).await;
+    f.account("coach@w4l.example", "coach pass phrase", &["coach"]).await;
+    let mut client = f.client().await;
+    let admin = client.login(login("admin@w4l.example", "admin pass phrase")).await.expect("login").into_inner().tokens.expect("t");
+    let coach = client.login(login("coach@w4l.example", "coach pass phrase")).await.expect("login").into_inner().tokens.expect("t");
+    let denied = client.rotate_signing_key(bearer(RotateSigningKeyRequest {}, &coach.access_token)).await.expect_err("coach");
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    let rotation = client.rotate_signing_key(bearer(RotateSigningKeyRequest {}, &admin.access_token)).await.expect("rotate").into_inner();
+    assert!(!rotation.previous_kid.is_empty());
+    assert_ne!(rotation.kid, rotation.previous_kid);
+    let retires = rotation.previous_retires_at.expect("retires").seconds;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() as i64;
+    assert!(retires >= now + 15 * 60, "the old key outlives every token it signed");
+    // Tokens signed before the rotation still verify; new ones carry the new kid and verify too.
+    client.who_am_i(bearer(WhoAmIRequest {}, &coach.access_token)).await.expect("old token");
+    let fresh_token = client.login(login("coach@w4l.example", "coach pass phrase")).await.expect("login").into_inner().tokens.expect("t");
+    let header = jsonwebtoken::decode_header(&fresh_token.access_token).expect("header");
+    assert_eq!(header.kid.as_deref(), Some(rotation.kid.as_str()));
+    client.who_am_i(bearer(WhoAmIRequest {}, &fresh_token.access_token)).await.expect("new token");
+    let set = client.get_key_set(GetKeySetRequest {}).await.expect("keys").into_inner().jwks_json;
+    assert!(set.contains(&rotation.kid) && set.contains(&rotation.previous_kid));
+    // Once retired, the old key leaves the published set.
+    let pool = work4life_platform::db::connect(&f.database_url, "identity", 1).await.expect("db");
+    sqlx::query("UPDATE signing_keys SET retires_at = now() - interval '1 second' WHERE kid = $1")
+        .bind(&rotation.previous_kid)
+        .execute(&pool)
+        .await
+        .expect("retire");
+    let set = client.get_key_set(GetKeySetRequest {}).await.expect("keys").into_inner().jwks_json;
+    assert!(set.contains(&rotation.kid) && !set.contains(&rotation.previous_kid));
+    // Private keys are stored encrypted, never as the raw seed.
+    let stored: Vec<Vec<u8>> = sqlx::query_scalar("SELECT private_key_ciphertext FROM signing_keys").fetch_all(&pool).await.expect("keys");
+    assert!(stored.iter().all(|c| c.len() == 32 + 16), "AES-GCM ciphertext with its tag");
+    let _ = Duration::ZERO;
+}
