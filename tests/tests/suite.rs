@@ -116,3 +116,41 @@ async fn bad_configuration_is_refused_before_binding_and_names_the_variable() {
     assert_eq!(unknown.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("unknown target \"billing\""));
 }
+
+#[tokio::test]
+async fn bootstrap_creates_the_first_admin_once_and_that_admin_can_log_in() {
+    let database_url = format!("{}/w4l_suite_{}", work4life_tests::server_url(), uuid::Uuid::new_v4().simple());
+    let run = || {
+        std::process::Command::new(binary().expect("bin"))
+            .args(["bootstrap-admin", "--email", "Head.Of.Program@Example.org"])
+            .env("W4L_DATABASE_URL", &database_url)
+            .env("W4L_LOG", "warn")
+            .output()
+            .expect("run")
+    };
+    let first = run();
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let stdout = String::from_utf8_lossy(&first.stdout).to_string();
+    let password = stdout.split(" / ").nth(1).and_then(|rest| rest.split_whitespace().next()).expect("password in output").to_string();
+    assert!(password.len() >= 20, "{stdout}");
+    let second = run();
+    assert!(!second.status.success(), "a second bootstrap must be refused");
+    assert!(String::from_utf8_lossy(&second.stderr).contains("an administrator exists already"));
+
+    let env = work4life_tests::base_env(&database_url);
+    let process = work4life_tests::start("identity", "127.0.0.1:0", &env).await.expect("start");
+    let channel = Channel::from_shared(process.url.clone()).expect("url").connect().await.expect("connect");
+    let mut identity = work4life_proto::identity::identity_service_client::IdentityServiceClient::new(channel);
+    let login = identity
+        .login(work4life_proto::identity::LoginRequest { email: "head.of.program@example.org".into(), password })
+        .await
+        .expect("the bootstrapped admin logs in")
+        .into_inner();
+    let mut whoami = tonic::Request::new(work4life_proto::identity::WhoAmIRequest {});
+    whoami
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {}", login.tokens.expect("tokens").access_token).parse().expect("header"));
+    let me = identity.who_am_i(whoami).await.expect("whoami").into_inner();
+    assert!(me.role_bindings.iter().any(|b| b.role == "admin" && b.organization.is_empty()), "{me:?}");
+    process.stop().await.expect("stop");
+}

@@ -4,6 +4,7 @@
 //! work4life --target=all serve [--migrate] [--seed]   run services (all, one, or a comma list)
 //! work4life --target=grants migrate                   apply the migrations of the targets
 //! work4life --target=all seed                         load reference and demo data
+//! work4life bootstrap-admin --email admin@example.org create the first administrator
 //! ```
 //! Configuration comes from `W4L_*` variables (docs/configuration.md) and is validated before
 //! anything connects or binds.
@@ -51,6 +52,13 @@ enum Command {
     Migrate,
     /// Load reference and demo data and exit; idempotent.
     Seed,
+    /// Create the first administrator of a new deployment and print its generated password
+    /// once; refused when an administrator exists.
+    BootstrapAdmin {
+        /// The administrator's email address (the login).
+        #[arg(long)]
+        email: String,
+    },
 }
 
 fn select(target: &str) -> Result<Vec<ServiceDefinition>, String> {
@@ -118,6 +126,12 @@ async fn run(command: Command, config: PlatformConfig, services: Vec<ServiceDefi
             Ok(())
         }
         Command::Seed => seed(&config, &services).await,
+        Command::BootstrapAdmin { email } => {
+            let pools = host::connect_pools(&config, &[work4life_identity::SERVICE], true).await?;
+            let password = work4life_identity::bootstrap::bootstrap_admin(&pools[0], &email).await?;
+            println!("administrator created: {} / {password}  (shown once: keep it, then change it)", email.trim().to_lowercase());
+            Ok(())
+        }
         Command::Serve { migrate, seed: with_seed } => {
             if with_seed {
                 seed(&config, &services).await?;

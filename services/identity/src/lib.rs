@@ -5,6 +5,7 @@
 //! refresh-token rotation, logout, key rotation and WhoAmI; accounts, organisations and role
 //! administration, OTP and client-credential logins come next (identity issue).
 
+pub mod bootstrap;
 pub mod grpc;
 pub mod keys;
 pub mod seed;
