@@ -2,14 +2,26 @@
 //! and key ring, and checks who may call what. No SQL here.
 
 use tonic::{Request, Response, Status};
-use work4life_platform::{ServiceError, auth::principal, stack::current_request_id};
+use uuid::Uuid;
+use work4life_platform::{
+    ServiceError,
+    auth::{Principal, principal},
+    idempotency::{self, Begun},
+    pagination::{PageTokens, next_page, page_size},
+    stack::current_request_id,
+};
 use work4life_proto::identity::{
-    GetKeySetRequest, GetKeySetResponse, LoginRequest, LoginResponse, LogoutRequest, LogoutResponse, RefreshTokenRequest,
-    RefreshTokenResponse, RoleBinding, RotateSigningKeyRequest, RotateSigningKeyResponse, Tokens, WhoAmIRequest, WhoAmIResponse,
-    identity_service_server::IdentityService,
+    Account, AccountState, CreateAccountRequest, CreateAccountResponse, CreateOrganizationRequest, CreateOrganizationResponse,
+    DisableAccountRequest, DisableAccountResponse, EnableAccountRequest, EnableAccountResponse, GetAccountRequest, GetAccountResponse,
+    GetKeySetRequest, GetKeySetResponse, GetOrganizationRequest, GetOrganizationResponse, GrantRoleRequest, GrantRoleResponse,
+    ListAccountsRequest, ListAccountsResponse, ListOrganizationsRequest, ListOrganizationsResponse, LoginRequest, LoginResponse,
+    LogoutRequest, LogoutResponse, Organization, OrganizationKind, RefreshTokenRequest, RefreshTokenResponse, RevokeRoleRequest,
+    RevokeRoleResponse, RoleBinding, RotateSigningKeyRequest, RotateSigningKeyResponse, Tokens, UpdateAccountRequest,
+    UpdateAccountResponse, WhoAmIRequest, WhoAmIResponse, identity_service_server::IdentityService,
 };
 
 use crate::{
+    directory::{self, AccountChange, AccountFilter, AccountRow, Actor, Directory, NewAccount, OrganizationRow, policy},
     keys::KeyRing,
     sessions::{ACCESS_TOKEN_TTL, Issued, Sessions},
 };
@@ -25,6 +37,114 @@ pub struct Identity {
     pub sessions: Sessions,
     /// Skew tolerated by verifiers: a retired key stays published this much longer.
     pub leeway: std::time::Duration,
+    /// Organisations, accounts, role bindings.
+    pub directory: Directory,
+    /// Page-token codec.
+    pub page_tokens: PageTokens,
+}
+
+fn kind_to_str(kind: i32) -> &'static str {
+    match OrganizationKind::try_from(kind) {
+        Ok(OrganizationKind::PartnerNgo) => "partner_ngo",
+        Ok(OrganizationKind::Incubator) => "incubator",
+        Ok(OrganizationKind::Employer) => "employer",
+        Ok(OrganizationKind::Donor) => "donor",
+        Ok(OrganizationKind::PaymentProvider) => "payment_provider",
+        _ => "",
+    }
+}
+
+fn kind_from_str(kind: &str) -> OrganizationKind {
+    match kind {
+        "partner_ngo" => OrganizationKind::PartnerNgo,
+        "incubator" => OrganizationKind::Incubator,
+        "employer" => OrganizationKind::Employer,
+        "donor" => OrganizationKind::Donor,
+        "payment_provider" => OrganizationKind::PaymentProvider,
+        _ => OrganizationKind::Unspecified,
+    }
+}
+
+fn organization(row: OrganizationRow) -> Organization {
+    Organization {
+        name: format!("organizations/{}", row.id),
+        display_name: row.display_name,
+        kind: kind_from_str(&row.kind) as i32,
+        zones: row.zones,
+        create_time: Some(timestamp(row.created_at)),
+    }
+}
+
+fn account(row: AccountRow) -> Account {
+    let etag = row.etag();
+    Account {
+        name: format!("accounts/{}", row.id),
+        email: row.email.unwrap_or_default(),
+        phone: row.phone.unwrap_or_default(),
+        display_name: row.display_name,
+        organization: row.organization_id.map(|o| format!("organizations/{o}")).unwrap_or_default(),
+        state: if row.status == "active" { AccountState::Active } else { AccountState::Disabled } as i32,
+        role_bindings: row
+            .bindings
+            .into_iter()
+            .map(|b| RoleBinding {
+                role: b.role,
+                organization: b.organization_id.map(|o| format!("organizations/{o}")).unwrap_or_default(),
+                zones: b.zones,
+            })
+            .collect(),
+        etag,
+        create_time: Some(timestamp(row.created_at)),
+    }
+}
+
+fn source<T>(request: &Request<T>) -> String {
+    request.remote_addr().map(|a| a.ip().to_string()).unwrap_or_default()
+}
+
+impl Identity {
+    /// Changes an account after checking the caller may manage it.
+    async fn change_account(
+        &self,
+        caller: &Principal,
+        source: &str,
+        name: &str,
+        etag: &str,
+        change: AccountChange,
+    ) -> Result<Account, ServiceError> {
+        let id = directory::parse_name("name", "accounts", name)?;
+        let current = self.directory.account(id).await?;
+        if !policy::can_read(caller, id, current.organization_id) {
+            return Err(ServiceError::NotFound(name.to_string()));
+        }
+        policy::require(
+            policy::can_manage(caller, current.organization_id),
+            "only an admin or the organisation's program manager changes an account",
+        )?;
+        let request_id = request_id();
+        let actor = Actor { principal: caller, request_id: &request_id, source };
+        Ok(account(self.directory.update_account(&actor, id, etag, change).await?))
+    }
+
+    /// Grants or revokes after checking the caller is an admin.
+    async fn binding_change(
+        &self,
+        caller: &Principal,
+        source: &str,
+        name: &str,
+        binding: Option<RoleBinding>,
+        grant: bool,
+    ) -> Result<Account, ServiceError> {
+        policy::require(caller.has_role("admin"), "only an admin grants or revokes roles")?;
+        let id = directory::parse_name("account", "accounts", name)?;
+        let binding = binding.ok_or_else(|| ServiceError::invalid("role_binding", "is required"))?;
+        let binding = directory::parse_binding(&binding.role, &binding.organization, &binding.zones)?;
+        let request_id = request_id();
+        let actor = Actor { principal: caller, request_id: &request_id, source };
+        let row =
+            if grant { self.directory.grant(&actor, id, &binding).await? } else { self.directory.revoke(&actor, id, &binding).await? };
+        Ok(account(row))
+    }
 }
 
 fn timestamp(t: time::OffsetDateTime) -> prost_types::Timestamp {
@@ -103,6 +223,203 @@ impl IdentityService for Identity {
         let rotation = self.keys.rotate(ACCESS_TOKEN_TTL + self.leeway).await?;
         let (previous_kid, previous_retires_at) = rotation.previous.map_or((String::new(), None), |(kid, at)| (kid, Some(timestamp(at))));
         Ok(Response::new(RotateSigningKeyResponse { kid: rotation.kid, previous_kid, previous_retires_at }))
+    }
+
+    async fn create_organization(
+        &self,
+        request: Request<CreateOrganizationRequest>,
+    ) -> Result<Response<CreateOrganizationResponse>, Status> {
+        let caller = principal(&request)?.clone();
+        let source = source(&request);
+        policy::require(caller.has_role("admin"), "only an admin creates organisations")?;
+        let body = request.into_inner();
+        let org = body.organization.clone().ok_or_else(|| ServiceError::invalid("organization", "is required"))?;
+        let (name, zones) = directory::parse_organization(&org.display_name, kind_to_str(org.kind), &org.zones)?;
+        let scope = format!("identity.CreateOrganization:{}", caller.subject);
+        match idempotency::begin::<CreateOrganizationResponse>(
+            self.directory.pool(),
+            &scope,
+            &body.request_id,
+            &idempotency::request_hash(&body),
+        )
+        .await?
+        {
+            Begun::Replay(response) => Ok(Response::new(response)),
+            Begun::Fresh(mut fresh) => {
+                let request_id = request_id();
+                let actor = Actor { principal: &caller, request_id: &request_id, source: &source };
+                let row = self.directory.create_organization(&mut fresh.tx, &actor, &name, kind_to_str(org.kind), &zones).await?;
+                let response = CreateOrganizationResponse { organization: Some(organization(row)) };
+                fresh.commit(&response).await?;
+                Ok(Response::new(response))
+            }
+        }
+    }
+
+    async fn get_organization(&self, request: Request<GetOrganizationRequest>) -> Result<Response<GetOrganizationResponse>, Status> {
+        principal(&request)?;
+        let id = directory::parse_name("name", "organizations", &request.get_ref().name)?;
+        Ok(Response::new(GetOrganizationResponse { organization: Some(organization(self.directory.organization(id).await?)) }))
+    }
+
+    async fn list_organizations(&self, request: Request<ListOrganizationsRequest>) -> Result<Response<ListOrganizationsResponse>, Status> {
+        principal(&request)?;
+        let body = request.into_inner();
+        let size = page_size(body.page_size)?;
+        let filter = "identity.ListOrganizations";
+        let after: Option<(String, Uuid)> = self.page_tokens.decode(&body.page_token, filter)?;
+        let rows = self.directory.organizations(after, i64::from(size) + 1).await?;
+        let (rows, next_page_token) = next_page(rows, size, &self.page_tokens, filter, |r| (r.display_name.clone(), r.id));
+        Ok(Response::new(ListOrganizationsResponse { organizations: rows.into_iter().map(organization).collect(), next_page_token }))
+    }
+
+    async fn create_account(&self, request: Request<CreateAccountRequest>) -> Result<Response<CreateAccountResponse>, Status> {
+        let caller = principal(&request)?.clone();
+        let source = source(&request);
+        let body = request.into_inner();
+        let input = body.account.clone().ok_or_else(|| ServiceError::invalid("account", "is required"))?;
+        let new = NewAccount::parse(&input.email, &input.phone, &input.display_name, &input.organization)?;
+        policy::require(
+            policy::can_manage(&caller, new.organization_id),
+            "only an admin, or a program manager for their organisation, creates accounts",
+        )?;
+        let scope = format!("identity.CreateAccount:{}", caller.subject);
+        match idempotency::begin::<CreateAccountResponse>(
+            self.directory.pool(),
+            &scope,
+            &body.request_id,
+            &idempotency::request_hash(&body),
+        )
+        .await?
+        {
+            Begun::Replay(response) => Ok(Response::new(response)),
+            Begun::Fresh(mut fresh) => {
+                let request_id = request_id();
+                let actor = Actor { principal: &caller, request_id: &request_id, source: &source };
+                let row = self.directory.create_account(&mut fresh.tx, &actor, &new).await?;
+                let created = account(row);
+                work4life_platform::outbox::enqueue(
+                    &mut fresh.tx,
+                    "identity",
+                    "identity.account.created",
+                    &created.name,
+                    prost_types::Any {
+                        type_url: "type.googleapis.com/work4life.identity.v1.Account".into(),
+                        value: prost::Message::encode_to_vec(&created),
+                    },
+                )
+                .await?;
+                let response = CreateAccountResponse { account: Some(created) };
+                fresh.commit(&response).await?;
+                Ok(Response::new(response))
+            }
+        }
+    }
+
+    async fn get_account(&self, request: Request<GetAccountRequest>) -> Result<Response<GetAccountResponse>, Status> {
+        let caller = principal(&request)?;
+        let name = &request.get_ref().name;
+        let id = directory::parse_name("name", "accounts", name)?;
+        let row = self.directory.account(id).await?;
+        // Not allowed to see it: indistinguishable from absent.
+        if !policy::can_read(caller, id, row.organization_id) {
+            return Err(ServiceError::NotFound(name.clone()).into());
+        }
+        Ok(Response::new(GetAccountResponse { account: Some(account(row)) }))
+    }
+
+    async fn list_accounts(&self, request: Request<ListAccountsRequest>) -> Result<Response<ListAccountsResponse>, Status> {
+        let caller = principal(&request)?.clone();
+        let body = request.into_inner();
+        let size = page_size(body.page_size)?;
+        let mut filter = AccountFilter {
+            organizations: None,
+            status: match AccountState::try_from(body.state) {
+                Ok(AccountState::Active) => Some("active".into()),
+                Ok(AccountState::Disabled) => Some("disabled".into()),
+                Ok(AccountState::Unspecified) => None,
+                Err(_) => return Err(ServiceError::invalid("state", "unknown account state").into()),
+            },
+            role: (!body.role.is_empty()).then(|| body.role.clone()),
+            zone: (!body.zone.is_empty()).then(|| body.zone.clone()),
+        };
+        if let Some(role) = &filter.role
+            && !directory::ROLES.contains(&role.as_str())
+        {
+            return Err(ServiceError::invalid("role", format!("must be one of {}", directory::ROLES.join(", "))).into());
+        }
+        let requested_org = if body.organization.is_empty() {
+            None
+        } else {
+            Some(directory::parse_name("organization", "organizations", &body.organization)?)
+        };
+        // Scope: admins and auditors see every account; program managers only their organisations'.
+        if caller.has_role("admin") || caller.has_role("auditor") {
+            filter.organizations = requested_org.map(|o| vec![o]);
+        } else {
+            let managed: Vec<Uuid> =
+                policy::managed_orgs(&caller).iter().filter_map(|o| directory::parse_name("", "organizations", o).ok()).collect();
+            policy::require(!managed.is_empty(), "only admins, auditors and program managers list accounts")?;
+            filter.organizations = Some(match requested_org {
+                Some(o) if managed.contains(&o) => vec![o],
+                Some(_) => return Err(ServiceError::PermissionDenied("that organisation is outside your scope").into()),
+                None => managed,
+            });
+        }
+        let filter_key = format!(
+            "identity.ListAccounts;{}|{:?}|{:?}|{:?}|{:?}",
+            caller.subject, filter.organizations, filter.status, filter.role, filter.zone
+        );
+        let after: Option<(String, Uuid)> = self.page_tokens.decode(&body.page_token, &filter_key)?;
+        let rows = self.directory.accounts(&filter, after, i64::from(size) + 1).await?;
+        let (rows, next_page_token) =
+            next_page(rows, size, &self.page_tokens, &filter_key, |r| (r.email.clone().unwrap_or_default(), r.id));
+        Ok(Response::new(ListAccountsResponse { accounts: rows.into_iter().map(account).collect(), next_page_token }))
+    }
+
+    async fn update_account(&self, request: Request<UpdateAccountRequest>) -> Result<Response<UpdateAccountResponse>, Status> {
+        let caller = principal(&request)?.clone();
+        let source = source(&request);
+        let body = request.into_inner();
+        let input = body.account.ok_or_else(|| ServiceError::invalid("account", "is required"))?;
+        let mask = body.update_mask.map(|m| m.paths).unwrap_or_default();
+        let change = AccountChange::parse(&mask, &input.email, &input.phone, &input.display_name)?;
+        let updated = self.change_account(&caller, &source, &input.name, &input.etag, change).await?;
+        Ok(Response::new(UpdateAccountResponse { account: Some(updated) }))
+    }
+
+    async fn disable_account(&self, request: Request<DisableAccountRequest>) -> Result<Response<DisableAccountResponse>, Status> {
+        let caller = principal(&request)?.clone();
+        let source = source(&request);
+        let body = request.into_inner();
+        let change = AccountChange { status: Some("disabled".into()), ..AccountChange::default() };
+        let updated = self.change_account(&caller, &source, &body.name, &body.etag, change).await?;
+        Ok(Response::new(DisableAccountResponse { account: Some(updated) }))
+    }
+
+    async fn enable_account(&self, request: Request<EnableAccountRequest>) -> Result<Response<EnableAccountResponse>, Status> {
+        let caller = principal(&request)?.clone();
+        let source = source(&request);
+        let body = request.into_inner();
+        let change = AccountChange { status: Some("active".into()), ..AccountChange::default() };
+        let updated = self.change_account(&caller, &source, &body.name, &body.etag, change).await?;
+        Ok(Response::new(EnableAccountResponse { account: Some(updated) }))
+    }
+
+    async fn grant_role(&self, request: Request<GrantRoleRequest>) -> Result<Response<GrantRoleResponse>, Status> {
+        let caller = principal(&request)?.clone();
+        let source = source(&request);
+        let body = request.into_inner();
+        let updated = self.binding_change(&caller, &source, &body.account, body.role_binding, true).await?;
+        Ok(Response::new(GrantRoleResponse { account: Some(updated) }))
+    }
+
+    async fn revoke_role(&self, request: Request<RevokeRoleRequest>) -> Result<Response<RevokeRoleResponse>, Status> {
+        let caller = principal(&request)?.clone();
+        let source = source(&request);
+        let body = request.into_inner();
+        let updated = self.binding_change(&caller, &source, &body.account, body.role_binding, false).await?;
+        Ok(Response::new(RevokeRoleResponse { account: Some(updated) }))
     }
 
     async fn who_am_i(&self, request: Request<WhoAmIRequest>) -> Result<Response<WhoAmIResponse>, Status> {

@@ -6,6 +6,7 @@
 //! administration, OTP and client-credential logins come next (identity issue).
 
 pub mod bootstrap;
+pub mod directory;
 pub mod grpc;
 pub mod keys;
 pub mod seed;
@@ -36,7 +37,13 @@ pub const SERVICE: ServiceDefinition = ServiceDefinition {
 fn register(ctx: &ServiceContext, routes: &mut RoutesBuilder) -> anyhow::Result<()> {
     let keys = keys::KeyRing::new(ctx.pool.clone(), &ctx.config.signing_key_encryption_key);
     let sessions = sessions::Sessions::new(ctx.pool.clone(), ctx.redis.clone(), keys.clone(), ctx.config.token.clone());
-    let identity = grpc::Identity { keys, sessions, leeway: ctx.config.token.leeway };
+    let identity = grpc::Identity {
+        keys,
+        sessions,
+        leeway: ctx.config.token.leeway,
+        directory: directory::Directory::new(ctx.pool.clone()),
+        page_tokens: ctx.page_tokens.clone(),
+    };
     routes.add_service(work4life_proto::identity::identity_service_server::IdentityServiceServer::new(identity));
     Ok(())
 }

@@ -1,103 +1,14 @@
 //! identity over real gRPC: the host serving identity on port 0 against a fresh database and
 //! its own Redis database, called through the generated client.
 
-use std::{collections::HashMap, time::Duration};
+mod common;
 
-use argon2::PasswordHasher as _;
-use tonic::{Code, Request, transport::Channel};
+use std::time::Duration;
+
+use common::{bearer, fresh, login, start};
+use tonic::Code;
 use tonic_types::StatusExt as _;
-use work4life_platform::{
-    config::PlatformConfig,
-    host::{self, HostOptions, Running},
-};
-use work4life_proto::identity::{
-    GetKeySetRequest, LoginRequest, LogoutRequest, RefreshTokenRequest, RotateSigningKeyRequest, WhoAmIRequest,
-    identity_service_client::IdentityServiceClient,
-};
-
-struct Fixture {
-    running: Running,
-    database_url: String,
-    redis_url: String,
-}
-
-fn server_url() -> String {
-    std::env::var("W4L_TEST_DATABASE_URL")
-        .ok()
-        .and_then(|u| u.rsplit_once('/').map(|(s, _)| s.to_string()))
-        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432".into())
-}
-
-/// Starts identity alone. `redis_db` gives each test its own Redis database (login counters).
-async fn start(database_url: &str, redis_db: u8) -> Fixture {
-    let redis_url = format!("redis://127.0.0.1:6379/{redis_db}");
-    let source: HashMap<String, String> = HashMap::from([
-        ("W4L_DATABASE_URL".to_string(), database_url.to_string()),
-        ("W4L_REDIS_URL".to_string(), redis_url.clone()),
-        ("W4L_LISTEN_ADDR".to_string(), "127.0.0.1:0".to_string()),
-        ("W4L_SHUTDOWN_DELAY_MS".to_string(), "0".to_string()),
-    ]);
-    let config = PlatformConfig::from_source(&source).expect("config");
-    let running = host::start(HostOptions { config, services: vec![work4life_identity::SERVICE], key_source: None, migrate: true })
-        .await
-        .expect("start");
-    Fixture { running, database_url: database_url.to_string(), redis_url }
-}
-
-async fn fresh(redis_db: u8) -> Fixture {
-    let database_url = format!("{}/w4l_identity_{}", server_url(), uuid::Uuid::new_v4().simple());
-    let fixture = start(&database_url, redis_db).await;
-    let mut redis =
-        redis::Client::open(fixture.redis_url.as_str()).expect("redis").get_multiplexed_async_connection().await.expect("redis");
-    let _: () = redis::cmd("FLUSHDB").query_async(&mut redis).await.expect("flush");
-    fixture
-}
-
-impl Fixture {
-    async fn client(&self) -> IdentityServiceClient<Channel> {
-        IdentityServiceClient::new(
-            Channel::from_shared(format!("http://{}", self.running.addr)).expect("url").connect().await.expect("connect"),
-        )
-    }
-
-    /// A staff account with `password` and `roles` (role, zones).
-    async fn account(&self, email: &str, password: &str, roles: &[&str]) -> uuid::Uuid {
-        let pool = work4life_platform::db::connect(&self.database_url, "identity", 2).await.expect("db");
-        let params = argon2::Params::new(19 * 1024, 2, 1, None).expect("params");
-        let hash = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
-            .hash_password(password.as_bytes())
-            .expect("hash")
-            .to_string();
-        let id = uuid::Uuid::now_v7();
-        sqlx::query("INSERT INTO accounts (id, kind, email, display_name, password_hash) VALUES ($1, 'staff', $2, 'Test', $3)")
-            .bind(id)
-            .bind(email)
-            .bind(hash)
-            .execute(&pool)
-            .await
-            .expect("account");
-        for role in roles {
-            sqlx::query("INSERT INTO role_bindings (id, account_id, role, zones) VALUES ($1, $2, $3, '{oujda}')")
-                .bind(uuid::Uuid::now_v7())
-                .bind(id)
-                .bind(role)
-                .execute(&pool)
-                .await
-                .expect("role");
-        }
-        id
-    }
-}
-
-fn login(email: &str, password: &str) -> LoginRequest {
-    LoginRequest { email: email.into(), password: password.into() }
-}
-
-fn bearer<T>(message: T, token: &str) -> Request<T> {
-    let mut request = Request::new(message);
-    request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().expect("header"));
-    request
-}
+use work4life_proto::identity::{GetKeySetRequest, LogoutRequest, RefreshTokenRequest, RotateSigningKeyRequest, WhoAmIRequest};
 
 #[tokio::test]
 async fn login_then_whoami_with_the_access_token() {
