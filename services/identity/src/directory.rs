@@ -15,6 +15,8 @@ use work4life_platform::{
 /// Every role a binding may carry.
 pub const ROLES: [&str; 9] =
     ["admin", "program_manager", "officer", "reviewer", "coach", "finance_officer", "auditor", "beneficiary", "partner_system"];
+/// Account kinds as stored.
+pub const ACCOUNT_KINDS: [&str; 3] = ["staff", "beneficiary", "service"];
 /// Organisation kinds as stored.
 pub const KINDS: [&str; 5] = ["partner_ngo", "incubator", "employer", "donor", "payment_provider"];
 const MAX_NAME_LEN: usize = 200;
@@ -133,6 +135,8 @@ pub struct AccountRow {
     pub organization_id: Option<Uuid>,
     /// `active` or `disabled`.
     pub status: String,
+    /// As in [`ACCOUNT_KINDS`].
+    pub kind: String,
     /// Optimistic-concurrency version (the etag).
     pub version: i64,
     /// Created.
@@ -151,8 +155,10 @@ impl AccountRow {
 /// Input of a new account, validated.
 #[derive(Debug, Clone)]
 pub struct NewAccount {
-    /// Email.
-    pub email: String,
+    /// As in [`ACCOUNT_KINDS`].
+    pub kind: String,
+    /// Email (required for staff).
+    pub email: Option<String>,
     /// Phone.
     pub phone: Option<String>,
     /// Name.
@@ -162,11 +168,19 @@ pub struct NewAccount {
 }
 
 impl NewAccount {
-    /// Validates every field, reporting all violations at once.
-    pub fn parse(email: &str, phone: &str, name: &str, organization: &str) -> Result<Self, ServiceError> {
+    /// Validates every field, reporting all violations at once. Staff need an email (their
+    /// login), beneficiaries a phone (their one-time codes).
+    pub fn parse(kind: &str, email: &str, phone: &str, name: &str, organization: &str) -> Result<Self, ServiceError> {
         let mut violations = Vec::new();
-        let email = normalize_email("account.email", email).map_err(|v| violations.push(v)).ok();
+        let email = if email.trim().is_empty() && kind != "staff" {
+            Some(None)
+        } else {
+            normalize_email("account.email", email).map(Some).map_err(|v| violations.push(v)).ok()
+        };
         let phone = normalize_phone("account.phone", phone).map_err(|v| violations.push(v)).ok().flatten();
+        if kind == "beneficiary" && phone.is_none() && !violations.iter().any(|v| v.field == "account.phone") {
+            violations.push(FieldViolation::new("account.phone", "is required for a beneficiary (codes are sent to it)"));
+        }
         let display_name = display_name("account.display_name", name).map_err(|v| violations.push(v)).ok();
         let organization_id = if organization.is_empty() {
             None
@@ -181,7 +195,9 @@ impl NewAccount {
             }
         };
         match (email, display_name) {
-            (Some(email), Some(display_name)) if violations.is_empty() => Ok(Self { email, phone, display_name, organization_id }),
+            (Some(email), Some(display_name)) if violations.is_empty() => {
+                Ok(Self { kind: kind.to_string(), email, phone, display_name, organization_id })
+            }
             _ => Err(ServiceError::InvalidArgument(violations)),
         }
     }
@@ -382,8 +398,9 @@ impl Directory {
         }
         let id = Uuid::now_v7();
         sqlx::query!(
-            "INSERT INTO accounts (id, kind, email, phone, display_name, organization_id) VALUES ($1, 'staff', $2, $3, $4, $5)",
+            "INSERT INTO accounts (id, kind, email, phone, display_name, organization_id) VALUES ($1, $2, $3, $4, $5, $6)",
             id,
+            new.kind,
             new.email,
             new.phone,
             new.display_name,
@@ -603,7 +620,7 @@ async fn lock_account(tx: &mut PgConnection, id: Uuid, etag: &str) -> Result<Acc
 
 async fn load_account(conn: &mut PgConnection, id: Uuid) -> Result<AccountRow, ServiceError> {
     let row = sqlx::query!(
-        "SELECT id, email, phone, display_name, organization_id, status, version, created_at FROM accounts WHERE id = $1 AND kind = 'staff'",
+        "SELECT id, email, phone, display_name, organization_id, status, kind, version, created_at FROM accounts WHERE id = $1",
         id
     )
     .fetch_optional(&mut *conn)
@@ -620,6 +637,7 @@ async fn load_account(conn: &mut PgConnection, id: Uuid) -> Result<AccountRow, S
         display_name: row.display_name,
         organization_id: row.organization_id,
         status: row.status,
+        kind: row.kind,
         version: row.version,
         created_at: row.created_at,
         bindings,

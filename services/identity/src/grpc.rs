@@ -11,13 +11,15 @@ use work4life_platform::{
     stack::current_request_id,
 };
 use work4life_proto::identity::{
-    Account, AccountState, CreateAccountRequest, CreateAccountResponse, CreateOrganizationRequest, CreateOrganizationResponse,
-    DisableAccountRequest, DisableAccountResponse, EnableAccountRequest, EnableAccountResponse, GetAccountRequest, GetAccountResponse,
+    Account, AccountKind, AccountState, CreateAccountRequest, CreateAccountResponse, CreateClientSecretRequest, CreateClientSecretResponse,
+    CreateOrganizationRequest, CreateOrganizationResponse, DisableAccountRequest, DisableAccountResponse, EnableAccountRequest,
+    EnableAccountResponse, ExchangeClientCredentialsRequest, ExchangeClientCredentialsResponse, GetAccountRequest, GetAccountResponse,
     GetKeySetRequest, GetKeySetResponse, GetOrganizationRequest, GetOrganizationResponse, GrantRoleRequest, GrantRoleResponse,
     ListAccountsRequest, ListAccountsResponse, ListOrganizationsRequest, ListOrganizationsResponse, LoginRequest, LoginResponse,
-    LogoutRequest, LogoutResponse, Organization, OrganizationKind, RefreshTokenRequest, RefreshTokenResponse, RevokeRoleRequest,
-    RevokeRoleResponse, RoleBinding, RotateSigningKeyRequest, RotateSigningKeyResponse, Tokens, UpdateAccountRequest,
-    UpdateAccountResponse, WhoAmIRequest, WhoAmIResponse, identity_service_server::IdentityService,
+    LogoutRequest, LogoutResponse, Organization, OrganizationKind, RefreshTokenRequest, RefreshTokenResponse, RequestOneTimeCodeRequest,
+    RequestOneTimeCodeResponse, RevokeRoleRequest, RevokeRoleResponse, RoleBinding, RotateSigningKeyRequest, RotateSigningKeyResponse,
+    Tokens, UpdateAccountRequest, UpdateAccountResponse, VerifyOneTimeCodeRequest, VerifyOneTimeCodeResponse, WhoAmIRequest,
+    WhoAmIResponse, identity_service_server::IdentityService,
 };
 
 use crate::{
@@ -95,6 +97,11 @@ fn account(row: AccountRow) -> Account {
             .collect(),
         etag,
         create_time: Some(timestamp(row.created_at)),
+        kind: match row.kind.as_str() {
+            "beneficiary" => AccountKind::Beneficiary,
+            "service" => AccountKind::Service,
+            _ => AccountKind::Staff,
+        } as i32,
     }
 }
 
@@ -278,7 +285,13 @@ impl IdentityService for Identity {
         let source = source(&request);
         let body = request.into_inner();
         let input = body.account.clone().ok_or_else(|| ServiceError::invalid("account", "is required"))?;
-        let new = NewAccount::parse(&input.email, &input.phone, &input.display_name, &input.organization)?;
+        let kind = match AccountKind::try_from(input.kind) {
+            Ok(AccountKind::Unspecified | AccountKind::Staff) => "staff",
+            Ok(AccountKind::Beneficiary) => "beneficiary",
+            Ok(AccountKind::Service) => "service",
+            Err(_) => return Err(ServiceError::invalid("account.kind", "unknown account kind").into()),
+        };
+        let new = NewAccount::parse(kind, &input.email, &input.phone, &input.display_name, &input.organization)?;
         policy::require(
             policy::can_manage(&caller, new.organization_id),
             "only an admin, or a program manager for their organisation, creates accounts",
@@ -420,6 +433,68 @@ impl IdentityService for Identity {
         let body = request.into_inner();
         let updated = self.binding_change(&caller, &source, &body.account, body.role_binding, false).await?;
         Ok(Response::new(RevokeRoleResponse { account: Some(updated) }))
+    }
+
+    async fn request_one_time_code(
+        &self,
+        request: Request<RequestOneTimeCodeRequest>,
+    ) -> Result<Response<RequestOneTimeCodeResponse>, Status> {
+        let phone = directory::normalize_phone("phone", &request.get_ref().phone)
+            .map_err(|v| ServiceError::InvalidArgument(vec![v]))?
+            .ok_or_else(|| ServiceError::invalid("phone", "is required"))?;
+        let expires_at = self.sessions.request_code(&phone).await?;
+        Ok(Response::new(RequestOneTimeCodeResponse { expire_time: Some(timestamp(expires_at)) }))
+    }
+
+    async fn verify_one_time_code(
+        &self,
+        request: Request<VerifyOneTimeCodeRequest>,
+    ) -> Result<Response<VerifyOneTimeCodeResponse>, Status> {
+        let body = request.into_inner();
+        let mut violations = Vec::new();
+        let phone = match directory::normalize_phone("phone", &body.phone) {
+            Ok(Some(phone)) => Some(phone),
+            Ok(None) => {
+                violations.push(work4life_platform::FieldViolation::new("phone", "is required"));
+                None
+            }
+            Err(v) => {
+                violations.push(v);
+                None
+            }
+        };
+        let code = body.code.trim();
+        if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
+            violations.push(work4life_platform::FieldViolation::new("code", "is six digits"));
+        }
+        let Some(phone) = phone.filter(|_| violations.is_empty()) else {
+            return Err(ServiceError::InvalidArgument(violations).into());
+        };
+        let issued = self.sessions.verify_code(&phone, code, &request_id()).await?;
+        Ok(Response::new(VerifyOneTimeCodeResponse { tokens: Some(tokens(&issued)), account: format!("accounts/{}", issued.account_id) }))
+    }
+
+    async fn create_client_secret(
+        &self,
+        request: Request<CreateClientSecretRequest>,
+    ) -> Result<Response<CreateClientSecretResponse>, Status> {
+        let caller = principal(&request)?;
+        policy::require(caller.has_role("admin"), "only an admin issues client secrets")?;
+        let id = directory::parse_name("account", "accounts", &request.get_ref().account)?;
+        let client_secret = self.sessions.create_client_secret(id, &caller.subject, &request_id()).await?;
+        Ok(Response::new(CreateClientSecretResponse { client_id: id.to_string(), client_secret }))
+    }
+
+    async fn exchange_client_credentials(
+        &self,
+        request: Request<ExchangeClientCredentialsRequest>,
+    ) -> Result<Response<ExchangeClientCredentialsResponse>, Status> {
+        let source = request.remote_addr().map(|a| a.ip());
+        let body = request.into_inner();
+        required("client_id", &body.client_id)?;
+        required("client_secret", &body.client_secret)?;
+        let (access_token, expires_at) = self.sessions.exchange_client_credentials(&body.client_id, &body.client_secret, source).await?;
+        Ok(Response::new(ExchangeClientCredentialsResponse { access_token, access_token_expires_at: Some(timestamp(expires_at)) }))
     }
 
     async fn who_am_i(&self, request: Request<WhoAmIRequest>) -> Result<Response<WhoAmIResponse>, Status> {

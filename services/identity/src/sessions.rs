@@ -30,6 +30,12 @@ pub const MAX_FAILURES_PER_ACCOUNT: u64 = 10;
 pub const MAX_FAILURES_PER_SOURCE: u64 = 50;
 /// The window failures are counted in.
 pub const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
+/// How long a one-time code works.
+pub const CODE_TTL: Duration = Duration::from_secs(10 * 60);
+/// Tries per one-time code.
+pub const CODE_TRIES: i32 = 5;
+/// Codes sent per phone in [`FAILURE_WINDOW`].
+pub const CODES_PER_PHONE: u64 = 3;
 
 /// Issued tokens.
 #[derive(Debug, Clone)]
@@ -204,6 +210,30 @@ impl Sessions {
     }
 
     async fn issue(&self, tx: &mut sqlx::PgConnection, account_id: Uuid, family_id: Uuid) -> Result<Issued, ServiceError> {
+        let (access_token, access_expires_at) = self.access_token(tx, account_id).await?;
+        let now = OffsetDateTime::now_utc();
+        let mut secret = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut secret);
+        let refresh_token = {
+            use base64::Engine as _;
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret)
+        };
+        let refresh_expires_at = now + REFRESH_TOKEN_TTL;
+        sqlx::query!(
+            "INSERT INTO refresh_tokens (id, family_id, account_id, token_hash, expires_at) VALUES ($1, $2, $3, $4, $5)",
+            Uuid::now_v7(),
+            family_id,
+            account_id,
+            Sha256::digest(refresh_token.as_bytes()).to_vec(),
+            refresh_expires_at
+        )
+        .execute(&mut *tx)
+        .await?;
+        Ok(Issued { access_token, access_expires_at, refresh_token, refresh_expires_at, account_id })
+    }
+
+    /// A signed access token carrying the account's current role bindings.
+    async fn access_token(&self, tx: &mut sqlx::PgConnection, account_id: Uuid) -> Result<(String, OffsetDateTime), ServiceError> {
         let roles = sqlx::query!("SELECT role, organization_id, zones FROM role_bindings WHERE account_id = $1 ORDER BY role", account_id)
             .fetch_all(&mut *tx)
             .await?
@@ -224,25 +254,184 @@ impl Sessions {
         };
         let key = self.keys.active().await?;
         let access_token = key.sign(&claims).map_err(ServiceError::Internal)?;
-        let mut secret = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut secret);
-        let refresh_token = {
-            use base64::Engine as _;
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret)
+        Ok((access_token, access_expires_at))
+    }
+}
+
+impl Sessions {
+    /// Sends a code to the beneficiary with `phone`, if there is one (the answer never says).
+    /// The code travels to notifications in the `identity.otp.requested` event.
+    pub async fn request_code(&self, phone: &str) -> Result<OffsetDateTime, ServiceError> {
+        let expires_at = OffsetDateTime::now_utc() + CODE_TTL;
+        let limit_key = format!("w4l:identity:otp-requests:{}", hex::encode(Sha256::digest(phone.as_bytes())));
+        let mut redis = self.redis.clone();
+        let (sent,): (u64,) = redis::pipe()
+            .atomic()
+            .cmd("INCR")
+            .arg(&limit_key)
+            .cmd("EXPIRE")
+            .arg(&limit_key)
+            .arg(FAILURE_WINDOW.as_secs())
+            .arg("NX")
+            .ignore()
+            .query_async(&mut redis)
+            .await?;
+        if sent > CODES_PER_PHONE {
+            return Err(ServiceError::ResourceExhausted("too many codes requested for this phone; try again in 15 minutes"));
+        }
+        let mut tx = self.pool.begin().await?;
+        let account = sqlx::query_scalar!("SELECT id FROM accounts WHERE phone = $1 AND kind = 'beneficiary' AND status = 'active'", phone)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(account_id) = account else {
+            return Ok(expires_at); // same answer: no way to probe which phones have accounts
         };
-        let refresh_expires_at = now + REFRESH_TOKEN_TTL;
+        let code = format!("{:06}", rand::random::<u32>() % 1_000_000);
+        let id = Uuid::now_v7();
+        // Older codes stop working when a new one is sent.
+        sqlx::query!("UPDATE one_time_codes SET used_at = now() WHERE account_id = $1 AND used_at IS NULL", account_id)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query!(
-            "INSERT INTO refresh_tokens (id, family_id, account_id, token_hash, expires_at) VALUES ($1, $2, $3, $4, $5)",
-            Uuid::now_v7(),
-            family_id,
+            "INSERT INTO one_time_codes (id, account_id, code_hash, expires_at) VALUES ($1, $2, $3, $4)",
+            id,
             account_id,
-            Sha256::digest(refresh_token.as_bytes()).to_vec(),
-            refresh_expires_at
+            code_hash(id, &code),
+            expires_at
         )
         .execute(&mut *tx)
         .await?;
-        Ok(Issued { access_token, access_expires_at, refresh_token, refresh_expires_at, account_id })
+        let payload = serde_json::json!({ "account": format!("accounts/{account_id}"), "phone": phone, "code": code, "expire_time": expires_at.unix_timestamp() });
+        let any = prost_types::Any {
+            type_url: "application/json;work4life.identity.OtpRequested".into(),
+            value: payload.to_string().into_bytes(),
+        };
+        work4life_platform::outbox::enqueue(&mut tx, "identity", "identity.otp.requested", &format!("accounts/{account_id}"), any).await?;
+        tx.commit().await?;
+        Ok(expires_at)
     }
+
+    /// Logs a beneficiary in with a code sent to `phone`.
+    pub async fn verify_code(&self, phone: &str, code: &str, request_id: &str) -> Result<Issued, ServiceError> {
+        const REFUSED: ServiceError = ServiceError::Unauthenticated("wrong or expired code");
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query!(
+            "SELECT c.id, c.account_id, c.code_hash, c.expires_at, c.attempts FROM one_time_codes c JOIN accounts a ON a.id = c.account_id \
+             WHERE a.phone = $1 AND a.kind = 'beneficiary' AND a.status = 'active' AND c.used_at IS NULL \
+             ORDER BY c.created_at DESC LIMIT 1 FOR UPDATE OF c",
+            phone
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else { return Err(REFUSED) };
+        if row.expires_at <= OffsetDateTime::now_utc() || row.attempts >= CODE_TRIES {
+            return Err(REFUSED);
+        }
+        if row.code_hash != code_hash(row.id, code.trim()) {
+            // A wrong try counts, committed even though the call fails.
+            sqlx::query!("UPDATE one_time_codes SET attempts = attempts + 1 WHERE id = $1", row.id).execute(&mut *tx).await?;
+            tx.commit().await?;
+            return Err(REFUSED);
+        }
+        sqlx::query!("UPDATE one_time_codes SET used_at = now() WHERE id = $1", row.id).execute(&mut *tx).await?;
+        let issued = self.issue(&mut tx, row.account_id, Uuid::now_v7()).await?;
+        let entry = AuditEntry {
+            actor: format!("accounts/{}", row.account_id),
+            action: "identity.VerifyOneTimeCode".into(),
+            resource: format!("accounts/{}", row.account_id),
+            request_id: request_id.to_string(),
+            details: serde_json::json!({}),
+            ..AuditEntry::default()
+        };
+        audit::append(&mut tx, &entry).await?;
+        tx.commit().await?;
+        Ok(issued)
+    }
+
+    /// A new client secret for a service account, replacing the previous one; shown once.
+    pub async fn create_client_secret(&self, account_id: Uuid, actor: &str, request_id: &str) -> Result<String, ServiceError> {
+        let mut secret = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut secret);
+        let secret = {
+            use base64::Engine as _;
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret)
+        };
+        let mut tx = self.pool.begin().await?;
+        let updated = sqlx::query!(
+            "UPDATE accounts SET client_secret_hash = $2, version = version + 1 WHERE id = $1 AND kind = 'service'",
+            account_id,
+            Sha256::digest(secret.as_bytes()).to_vec()
+        )
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if updated == 0 {
+            return Err(ServiceError::precondition(
+                "NOT_A_SERVICE_ACCOUNT",
+                "KIND",
+                format!("accounts/{account_id}"),
+                "client secrets are for service accounts",
+            ));
+        }
+        let entry = AuditEntry {
+            actor: actor.to_string(),
+            action: "identity.CreateClientSecret".into(),
+            resource: format!("accounts/{account_id}"),
+            request_id: request_id.to_string(),
+            details: serde_json::json!({}),
+            ..AuditEntry::default()
+        };
+        audit::append(&mut tx, &entry).await?;
+        tx.commit().await?;
+        Ok(secret)
+    }
+
+    /// A partner system's access token for its client id and secret.
+    pub async fn exchange_client_credentials(
+        &self,
+        client_id: &str,
+        secret: &str,
+        source: Option<IpAddr>,
+    ) -> Result<(String, OffsetDateTime), ServiceError> {
+        const REFUSED: ServiceError = ServiceError::Unauthenticated("wrong client credentials");
+        let limit_key = format!("w4l:identity:login-failures:client:{}", hex::encode(Sha256::digest(client_id.as_bytes())));
+        let source_key = source.map(|ip| format!("w4l:identity:login-failures:source:{ip}"));
+        self.check_limits(&limit_key, source_key.as_deref()).await?;
+        let id = Uuid::parse_str(client_id).ok();
+        let stored = match id {
+            Some(id) => {
+                sqlx::query_scalar!("SELECT client_secret_hash FROM accounts WHERE id = $1 AND kind = 'service' AND status = 'active'", id)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .flatten()
+            }
+            None => None,
+        };
+        let presented = Sha256::digest(secret.as_bytes()).to_vec();
+        let (Some(id), Some(stored)) = (id, stored) else {
+            self.count_failure(&limit_key, source_key.as_deref()).await?;
+            return Err(REFUSED);
+        };
+        if !constant_time_eq(&stored, &presented) {
+            self.count_failure(&limit_key, source_key.as_deref()).await?;
+            return Err(REFUSED);
+        }
+        let mut tx = self.pool.begin().await?;
+        let (token, expires_at) = self.access_token(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok((token, expires_at))
+    }
+}
+
+fn code_hash(id: Uuid, code: &str) -> Vec<u8> {
+    let mut h = Sha256::new();
+    h.update(id.as_bytes());
+    h.update(code.as_bytes());
+    h.finalize().to_vec()
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// An argon2id hash of a random password nobody knows, verified when the email is unknown so
