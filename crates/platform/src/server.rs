@@ -14,6 +14,9 @@ use tonic_health::{ServingStatus, server::HealthReporter};
 
 use crate::stack::ServerStack;
 
+/// The health name that reports the process itself (liveness), not its dependencies.
+pub const LIVENESS_SERVICE: &str = "process";
+
 /// How often dependencies are checked for the health status.
 const HEALTH_INTERVAL: Duration = Duration::from_secs(2);
 /// How long one dependency check may take before it counts as down.
@@ -121,6 +124,9 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let (reporter, health_service) = tonic_health::server::health_reporter();
     reporter.set_service_status("", ServingStatus::NotServing).await;
+    // `process`: alive as long as the process answers, whatever its dependencies say. For
+    // liveness probes: a Redis outage must make pods unready, not restart them in a loop.
+    reporter.set_service_status(LIVENESS_SERVICE, ServingStatus::Serving).await;
     let monitor = HealthMonitor { reporter, probes, redis, shutdown: shutdown.clone() };
     monitor.check_once().await;
     tokio::spawn(monitor.clone().run());

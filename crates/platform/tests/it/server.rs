@@ -57,6 +57,9 @@ async fn health_is_not_serving_while_the_database_is_down() {
     probe_pool.close().await;
     wait_for(&mut health, "echo", ServingStatus::NotServing).await;
     wait_for(&mut health, "", ServingStatus::NotServing).await;
+    // Liveness asks for the process only: still alive, so Kubernetes does not restart it.
+    let process = health.check(HealthCheckRequest { service: work4life_platform::server::LIVENESS_SERVICE.into() }).await.expect("check");
+    assert_eq!(process.into_inner().status, ServingStatus::Serving as i32);
 }
 
 /// A private Redis server on its own port, stopped when dropped.
