@@ -136,6 +136,25 @@ impl Fixture {
             .expect("org");
     }
 
+    pub async fn enable(&self, account: uuid::Uuid) {
+        sqlx::query("UPDATE identity.accounts SET status = 'active' WHERE id = $1")
+            .bind(account)
+            .execute(&self.pool().await)
+            .await
+            .expect("enable");
+    }
+
+    pub async fn service_account(&self, organization: uuid::Uuid) -> uuid::Uuid {
+        let id = uuid::Uuid::now_v7();
+        sqlx::query("INSERT INTO identity.accounts (id, kind, display_name, organization_id) VALUES ($1, 'service', 'Partner system', $2)")
+            .bind(id)
+            .bind(organization)
+            .execute(&self.pool().await)
+            .await
+            .expect("service account");
+        id
+    }
+
     pub async fn verify_audit(&self) {
         let pool = work4life_platform::db::connect(&self.database_url, "identity", 1).await.expect("db");
         let result = work4life_platform::audit::verify(&pool).await.expect("verify");
