@@ -129,3 +129,56 @@ pub async fn verify(pool: &PgPool) -> Result<Verification, ServiceError> {
     }
     Ok(Verification::Intact { records: last_seq })
 }
+
+/// A stored audit record.
+#[derive(Debug, Clone)]
+pub struct AuditRecord {
+    /// Position in the chain.
+    pub seq: i64,
+    /// When.
+    pub occurred_at: OffsetDateTime,
+    /// Who.
+    pub actor: String,
+    /// What.
+    pub action: String,
+    /// On what.
+    pub resource: String,
+    /// From where.
+    pub source_addr: String,
+    /// Request id.
+    pub request_id: String,
+    /// JSON details.
+    pub details: String,
+}
+
+/// Filters of [`list`]; empty fields match everything.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// Exact actor.
+    pub actor: Option<String>,
+    /// Exact resource.
+    pub resource: Option<String>,
+    /// At or after.
+    pub from: Option<OffsetDateTime>,
+    /// Before.
+    pub until: Option<OffsetDateTime>,
+}
+
+/// Records matching `filter`, newest first, before sequence `before` (keyset paging).
+pub async fn list(pool: &PgPool, filter: &AuditFilter, before: Option<i64>, limit: i64) -> Result<Vec<AuditRecord>, ServiceError> {
+    Ok(sqlx::query_as!(
+        AuditRecord,
+        "SELECT seq, occurred_at, actor, action, resource, source_addr, request_id, details FROM audit_log \
+         WHERE ($1::text IS NULL OR actor = $1) AND ($2::text IS NULL OR resource = $2) \
+           AND ($3::timestamptz IS NULL OR occurred_at >= $3) AND ($4::timestamptz IS NULL OR occurred_at < $4) \
+           AND seq < $5 ORDER BY seq DESC LIMIT $6",
+        filter.actor,
+        filter.resource,
+        filter.from,
+        filter.until,
+        before.unwrap_or(i64::MAX),
+        limit
+    )
+    .fetch_all(pool)
+    .await?)
+}

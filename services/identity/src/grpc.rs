@@ -5,21 +5,23 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 use work4life_platform::{
     ServiceError,
+    audit::{self, AuditFilter},
     auth::{Principal, principal},
     idempotency::{self, Begun},
     pagination::{PageTokens, next_page, page_size},
     stack::current_request_id,
 };
 use work4life_proto::identity::{
-    Account, AccountKind, AccountState, CreateAccountRequest, CreateAccountResponse, CreateClientSecretRequest, CreateClientSecretResponse,
-    CreateOrganizationRequest, CreateOrganizationResponse, DisableAccountRequest, DisableAccountResponse, EnableAccountRequest,
-    EnableAccountResponse, ExchangeClientCredentialsRequest, ExchangeClientCredentialsResponse, GetAccountRequest, GetAccountResponse,
-    GetKeySetRequest, GetKeySetResponse, GetOrganizationRequest, GetOrganizationResponse, GrantRoleRequest, GrantRoleResponse,
-    ListAccountsRequest, ListAccountsResponse, ListOrganizationsRequest, ListOrganizationsResponse, LoginRequest, LoginResponse,
-    LogoutRequest, LogoutResponse, Organization, OrganizationKind, RefreshTokenRequest, RefreshTokenResponse, RequestOneTimeCodeRequest,
-    RequestOneTimeCodeResponse, RevokeRoleRequest, RevokeRoleResponse, RoleBinding, RotateSigningKeyRequest, RotateSigningKeyResponse,
-    Tokens, UpdateAccountRequest, UpdateAccountResponse, VerifyOneTimeCodeRequest, VerifyOneTimeCodeResponse, WhoAmIRequest,
-    WhoAmIResponse, identity_service_server::IdentityService,
+    Account, AccountKind, AccountState, AuditRecord, CreateAccountRequest, CreateAccountResponse, CreateClientSecretRequest,
+    CreateClientSecretResponse, CreateOrganizationRequest, CreateOrganizationResponse, DisableAccountRequest, DisableAccountResponse,
+    EnableAccountRequest, EnableAccountResponse, ExchangeClientCredentialsRequest, ExchangeClientCredentialsResponse, GetAccountRequest,
+    GetAccountResponse, GetKeySetRequest, GetKeySetResponse, GetOrganizationRequest, GetOrganizationResponse, GrantRoleRequest,
+    GrantRoleResponse, ListAccountsRequest, ListAccountsResponse, ListAuditRecordsRequest, ListAuditRecordsResponse,
+    ListOrganizationsRequest, ListOrganizationsResponse, LoginRequest, LoginResponse, LogoutRequest, LogoutResponse, Organization,
+    OrganizationKind, RefreshTokenRequest, RefreshTokenResponse, RequestOneTimeCodeRequest, RequestOneTimeCodeResponse, RevokeRoleRequest,
+    RevokeRoleResponse, RoleBinding, RotateSigningKeyRequest, RotateSigningKeyResponse, Tokens, UpdateAccountRequest,
+    UpdateAccountResponse, VerifyOneTimeCodeRequest, VerifyOneTimeCodeResponse, WhoAmIRequest, WhoAmIResponse,
+    identity_service_server::IdentityService,
 };
 
 use crate::{
@@ -495,6 +497,42 @@ impl IdentityService for Identity {
         required("client_secret", &body.client_secret)?;
         let (access_token, expires_at) = self.sessions.exchange_client_credentials(&body.client_id, &body.client_secret, source).await?;
         Ok(Response::new(ExchangeClientCredentialsResponse { access_token, access_token_expires_at: Some(timestamp(expires_at)) }))
+    }
+
+    async fn list_audit_records(&self, request: Request<ListAuditRecordsRequest>) -> Result<Response<ListAuditRecordsResponse>, Status> {
+        let caller = principal(&request)?;
+        policy::require(caller.has_role("auditor") || caller.has_role("admin"), "only auditors and admins read the audit log")?;
+        let body = request.get_ref();
+        let size = page_size(body.page_size)?;
+        let time = |field: &'static str, t: &Option<prost_types::Timestamp>| -> Result<Option<time::OffsetDateTime>, ServiceError> {
+            t.as_ref()
+                .map(|t| time::OffsetDateTime::from_unix_timestamp(t.seconds).map_err(|_| ServiceError::invalid(field, "is out of range")))
+                .transpose()
+        };
+        let filter = AuditFilter {
+            actor: (!body.actor.is_empty()).then(|| body.actor.clone()),
+            resource: (!body.resource.is_empty()).then(|| body.resource.clone()),
+            from: time("start_time", &body.start_time)?,
+            until: time("end_time", &body.end_time)?,
+        };
+        let filter_key = format!("identity.ListAuditRecords;{filter:?}");
+        let before: Option<i64> = self.page_tokens.decode(&body.page_token, &filter_key)?;
+        let rows = audit::list(self.directory.pool(), &filter, before, i64::from(size) + 1).await?;
+        let (rows, next_page_token) = next_page(rows, size, &self.page_tokens, &filter_key, |r| r.seq);
+        let records = rows
+            .into_iter()
+            .map(|r| AuditRecord {
+                sequence: r.seq,
+                time: Some(timestamp(r.occurred_at)),
+                actor: r.actor,
+                action: r.action,
+                resource: r.resource,
+                source_address: r.source_addr,
+                request_id: r.request_id,
+                details_json: r.details,
+            })
+            .collect();
+        Ok(Response::new(ListAuditRecordsResponse { records, next_page_token }))
     }
 
     async fn who_am_i(&self, request: Request<WhoAmIRequest>) -> Result<Response<WhoAmIResponse>, Status> {

@@ -142,3 +142,53 @@ async fn rotation_keeps_old_tokens_valid_and_only_admins_rotate() {
     assert!(stored.iter().all(|c| c.len() == 32 + 16), "AES-GCM ciphertext with its tag");
     let _ = Duration::ZERO;
 }
+
+#[tokio::test]
+async fn auditors_read_the_audit_log_by_actor_and_resource_in_pages() {
+    use work4life_proto::identity::ListAuditRecordsRequest;
+    let f = fresh(15).await;
+    let auditor = f.account("auditor@eu.example", "auditor pass phrase", &["auditor"]).await;
+    f.account("victim@w4l.example", "victim pass phrase", &[]).await;
+    let mut client = f.client().await;
+    for _ in 0..3 {
+        client.login(login("victim@w4l.example", "wrong")).await.expect_err("failure");
+    }
+    let token =
+        client.login(login("auditor@eu.example", "auditor pass phrase")).await.expect("login").into_inner().tokens.expect("t").access_token;
+    let all = client.list_audit_records(bearer(ListAuditRecordsRequest::default(), &token)).await.expect("list").into_inner().records;
+    assert_eq!(all.len(), 4, "three failures and one login: {all:?}");
+    assert!(all.windows(2).all(|w| w[0].sequence > w[1].sequence), "newest first");
+    assert_eq!(all.iter().filter(|r| r.action == "identity.Login.failed").count(), 3);
+    let mine = client
+        .list_audit_records(bearer(ListAuditRecordsRequest { actor: format!("accounts/{auditor}"), ..Default::default() }, &token))
+        .await
+        .expect("by actor")
+        .into_inner()
+        .records;
+    assert_eq!(mine.len(), 1);
+    assert_eq!(mine[0].action, "identity.Login");
+    let first = client
+        .list_audit_records(bearer(ListAuditRecordsRequest { page_size: 3, ..Default::default() }, &token))
+        .await
+        .expect("page")
+        .into_inner();
+    assert_eq!(first.records.len(), 3);
+    let second = client
+        .list_audit_records(bearer(
+            ListAuditRecordsRequest { page_size: 3, page_token: first.next_page_token.clone(), ..Default::default() },
+            &token,
+        ))
+        .await
+        .expect("page 2")
+        .into_inner();
+    assert_eq!(second.records.len(), 1);
+    assert!(second.next_page_token.is_empty());
+    let stale = client
+        .list_audit_records(bearer(
+            ListAuditRecordsRequest { actor: "accounts/x".into(), page_size: 3, page_token: first.next_page_token, ..Default::default() },
+            &token,
+        ))
+        .await
+        .expect_err("other filter");
+    assert_eq!(stale.code(), Code::InvalidArgument);
+}

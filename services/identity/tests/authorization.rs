@@ -8,8 +8,8 @@ use prost::Message as _;
 use tonic::{Code, Status};
 use work4life_proto::identity::{
     Account, CreateAccountRequest, CreateClientSecretRequest, CreateOrganizationRequest, DisableAccountRequest, EnableAccountRequest,
-    GetAccountRequest, GetOrganizationRequest, GrantRoleRequest, ListAccountsRequest, ListOrganizationsRequest, Organization,
-    OrganizationKind, RevokeRoleRequest, RoleBinding, RotateSigningKeyRequest, UpdateAccountRequest, WhoAmIRequest,
+    GetAccountRequest, GetOrganizationRequest, GrantRoleRequest, ListAccountsRequest, ListAuditRecordsRequest, ListOrganizationsRequest,
+    Organization, OrganizationKind, RevokeRoleRequest, RoleBinding, RotateSigningKeyRequest, UpdateAccountRequest, WhoAmIRequest,
 };
 
 use common::{bearer, fresh, login};
@@ -38,6 +38,7 @@ fn allowed(method: &str, role: &str, target: Target) -> bool {
         "GetAccount" => target == Target::Own || admin || role == "auditor" || manager_here,
         // The target's organisation is the list filter: managers list their own only.
         "ListAccounts" => admin || role == "auditor" || manager_here,
+        "ListAuditRecords" => admin || role == "auditor",
         other => panic!("no authorization rule for IdentityService/{other}: add one to this test"),
     }
 }
@@ -160,6 +161,9 @@ async fn call(f: &common::Fixture, method: &str, token: &str, account: uuid::Uui
                 f.enable(account).await;
             }
             result
+        }
+        "ListAuditRecords" => {
+            c.list_audit_records(bearer(ListAuditRecordsRequest { resource: name, ..Default::default() }, token)).await.map(drop)
         }
         "EnableAccount" => c.enable_account(bearer(EnableAccountRequest { name, etag: String::new() }, token)).await.map(drop),
         "GrantRole" => c.grant_role(bearer(GrantRoleRequest { account: name, role_binding: Some(binding) }, token)).await.map(drop),
