@@ -303,6 +303,21 @@ impl TokenVerifier {
         }
     }
 
+    /// Refreshes the key set every `interval` until `shutdown`, so that a key withdrawn by
+    /// identity (retired, or removed after a compromise) stops verifying without waiting for
+    /// an unknown `kid` to trigger a fetch.
+    pub async fn refresh_periodically(self: Arc<Self>, interval: Duration, shutdown: tokio_util::sync::CancellationToken) {
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(interval) => {}
+            }
+            if let Err(err) = self.refresh().await {
+                tracing::warn!(error = %err, "periodic key set refresh failed; keeping the previous keys");
+            }
+        }
+    }
+
     /// Fetches and installs the current key set; tokens of removed keys stop verifying at once.
     pub async fn refresh(&self) -> anyhow::Result<()> {
         let set = self.source.fetch().await?;

@@ -32,6 +32,8 @@ pub mod vars {
     pub const TOKEN_ISSUER: &str = "W4L_TOKEN_ISSUER";
     /// Expected `aud` of access tokens.
     pub const TOKEN_AUDIENCE: &str = "W4L_TOKEN_AUDIENCE";
+    /// How often every service refetches identity's key set, in seconds.
+    pub const KEY_SET_REFRESH_SECS: &str = "W4L_KEY_SET_REFRESH_SECS";
     /// Clock skew tolerated on `exp` and `nbf`, in seconds (at most 300).
     pub const TOKEN_LEEWAY_SECS: &str = "W4L_TOKEN_LEEWAY_SECS";
     /// Secret (at least 32 bytes, base64) that signs page tokens so clients cannot forge them.
@@ -113,6 +115,8 @@ pub struct PlatformConfig {
     pub shutdown_delay: Duration,
     /// Access-token validation settings.
     pub token: TokenConfig,
+    /// Period of the key-set refresh.
+    pub key_set_refresh: Duration,
     /// Key for page-token MACs.
     pub page_token_key: Vec<u8>,
     /// AES-256-GCM key for signing keys at rest (identity).
@@ -227,6 +231,7 @@ impl PlatformConfig {
             audience: src.get(vars::TOKEN_AUDIENCE).unwrap_or_else(|| "work4life".into()),
             leeway: Duration::from_secs(bounded(src, vars::TOKEN_LEEWAY_SECS, 30, 0, 300)?),
         };
+        let key_set_refresh = Duration::from_secs(bounded(src, vars::KEY_SET_REFRESH_SECS, 300, 1, 86_400)?);
         let page_token_key = match src.get(vars::PAGE_TOKEN_KEY) {
             None => DEV_PAGE_TOKEN_KEY.to_vec(),
             Some(b64) => {
@@ -275,6 +280,7 @@ impl PlatformConfig {
             shutdown_grace,
             shutdown_delay,
             token,
+            key_set_refresh,
             page_token_key,
             signing_key_encryption_key,
             log_filter: src.get(vars::LOG).unwrap_or_else(|| DEFAULT_LOG_FILTER.into()),

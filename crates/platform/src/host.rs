@@ -194,6 +194,7 @@ pub async fn start(options: HostOptions) -> anyhow::Result<Running> {
         None => Arc::new(crate::auth::GrpcKeySource::new(peers.channel("identity")?)),
     };
     let verifier = Arc::new(TokenVerifier::new(key_source, config.token.clone()));
+    tokio::spawn(Arc::clone(&verifier).refresh_periodically(config.key_set_refresh, shutdown.clone()));
     let stack = ServerStack::new(StackConfig {
         max_concurrent_calls: config.max_concurrent_calls,
         default_deadline: config.default_deadline,
