@@ -10,6 +10,19 @@ pub fn hasher() -> anyhow::Result<Argon2<'static>> {
     Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
 }
 
+/// Whether a stored hash uses today's algorithm and parameters (else it is upgraded on login).
+pub fn is_current(hash: &argon2::PasswordHash) -> bool {
+    let Ok(current) = hasher() else { return false };
+    let want = current.params();
+    hash.algorithm.as_str() == "argon2id"
+        && argon2::Params::try_from(hash).is_ok_and(|p| (p.m_cost(), p.t_cost(), p.p_cost()) == (want.m_cost(), want.t_cost(), want.p_cost()))
+}
+
+/// A PHC string for `password` with today's parameters.
+pub fn hash_password(password: &str) -> anyhow::Result<String> {
+    Ok(hasher()?.hash_password(password.as_bytes()).map_err(|e| anyhow::anyhow!("hashing: {e}"))?.to_string())
+}
+
 /// A random 24-character password (144 bits).
 pub fn random_password() -> String {
     use base64::Engine as _;
@@ -24,7 +37,7 @@ pub async fn create_admin(tx: &mut PgConnection, email: &str, display_name: &str
     let email = email.trim().to_lowercase();
     anyhow::ensure!(email.contains('@') && email.len() <= 254, "{email:?} is not an email address");
     let password = random_password();
-    let hash = hasher()?.hash_password(password.as_bytes()).map_err(|e| anyhow::anyhow!("hashing: {e}"))?.to_string();
+    let hash = hash_password(&password)?;
     let account_id = uuid::Uuid::now_v7();
     sqlx::query!(
         "INSERT INTO accounts (id, kind, email, display_name, password_hash) VALUES ($1, 'staff', $2, $3, $4)",

@@ -83,11 +83,21 @@ impl Sessions {
         // Verify against a fixed hash when the account is unknown, so timing does not tell.
         let stored = account.as_ref().and_then(|a| a.password_hash.clone()).unwrap_or_else(|| DUMMY_HASH.to_string());
         let password = password.to_string();
-        let verified = tokio::task::spawn_blocking(move || {
-            PasswordHash::new(&stored).is_ok_and(|hash| Argon2::default().verify_password(password.as_bytes(), &hash).is_ok())
+        // Verify, and when the stored hash predates the current parameters, compute the
+        // replacement while the password is at hand (the upgrade happens on login).
+        let (verified, upgraded) = tokio::task::spawn_blocking(move || -> Result<(bool, Option<String>), ServiceError> {
+            let Ok(hash) = PasswordHash::new(&stored) else { return Ok((false, None)) };
+            if Argon2::default().verify_password(password.as_bytes(), &hash).is_err() {
+                return Ok((false, None));
+            }
+            if crate::bootstrap::is_current(&hash) {
+                return Ok((true, None));
+            }
+            let fresh = crate::bootstrap::hash_password(&password).map_err(ServiceError::Internal)?;
+            Ok((true, Some(fresh)))
         })
         .await
-        .map_err(|e| ServiceError::Internal(e.into()))?;
+        .map_err(|e| ServiceError::Internal(e.into()))??;
 
         let mut tx = self.pool.begin().await?;
         let source_addr = source.map(|ip| ip.to_string()).unwrap_or_default();
@@ -105,6 +115,9 @@ impl Sessions {
             tx.commit().await?;
             return Err(UNAUTHENTICATED);
         };
+        if let Some(hash) = upgraded {
+            sqlx::query!("UPDATE accounts SET password_hash = $2 WHERE id = $1", account.id, hash).execute(&mut *tx).await?;
+        }
         let issued = self.issue(&mut tx, account.id, Uuid::now_v7()).await?;
         let entry = AuditEntry {
             actor: format!("accounts/{}", account.id),
