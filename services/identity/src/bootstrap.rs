@@ -15,7 +15,8 @@ pub fn is_current(hash: &argon2::PasswordHash) -> bool {
     let Ok(current) = hasher() else { return false };
     let want = current.params();
     hash.algorithm.as_str() == "argon2id"
-        && argon2::Params::try_from(hash).is_ok_and(|p| (p.m_cost(), p.t_cost(), p.p_cost()) == (want.m_cost(), want.t_cost(), want.p_cost()))
+        && argon2::Params::try_from(hash)
+            .is_ok_and(|p| (p.m_cost(), p.t_cost(), p.p_cost()) == (want.m_cost(), want.t_cost(), want.p_cost()))
 }
 
 /// A PHC string for `password` with today's parameters.

@@ -198,16 +198,22 @@ async fn a_hash_with_older_parameters_is_upgraded_on_login() {
     use argon2::PasswordHasher as _;
     let f = fresh(2).await;
     let id = f.account("legacy@w4l.example", "legacy pass phrase", &[]).await;
-    let weak = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, argon2::Params::new(8 * 1024, 1, 1, None).expect("params"))
-        .hash_password(b"legacy pass phrase")
-        .expect("hash")
-        .to_string();
+    let weak = argon2::Argon2::new(
+        argon2::Algorithm::Argon2id,
+        argon2::Version::V0x13,
+        argon2::Params::new(8 * 1024, 1, 1, None).expect("params"),
+    )
+    .hash_password(b"legacy pass phrase")
+    .expect("hash")
+    .to_string();
     let pool = f.pool().await;
     sqlx::query("UPDATE identity.accounts SET password_hash = $2 WHERE id = $1").bind(id).bind(&weak).execute(&pool).await.expect("weaken");
     f.client().await.login(login("legacy@w4l.example", "legacy pass phrase")).await.expect("login with the old hash");
-    let stored: String = sqlx::query_scalar("SELECT password_hash FROM identity.accounts WHERE id = $1").bind(id).fetch_one(&pool).await.expect("hash");
+    let stored: String =
+        sqlx::query_scalar("SELECT password_hash FROM identity.accounts WHERE id = $1").bind(id).fetch_one(&pool).await.expect("hash");
     assert!(stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "upgraded: {stored}");
     f.client().await.login(login("legacy@w4l.example", "legacy pass phrase")).await.expect("login with the new hash");
-    let again: String = sqlx::query_scalar("SELECT password_hash FROM identity.accounts WHERE id = $1").bind(id).fetch_one(&pool).await.expect("hash");
+    let again: String =
+        sqlx::query_scalar("SELECT password_hash FROM identity.accounts WHERE id = $1").bind(id).fetch_one(&pool).await.expect("hash");
     assert_eq!(again, stored, "a current hash is not rewritten");
 }
