@@ -17,11 +17,11 @@ use work4life_proto::identity::{
     EnableAccountRequest, EnableAccountResponse, ExchangeClientCredentialsRequest, ExchangeClientCredentialsResponse, GetAccountRequest,
     GetAccountResponse, GetKeySetRequest, GetKeySetResponse, GetOrganizationRequest, GetOrganizationResponse, GrantRoleRequest,
     GrantRoleResponse, ListAccountsRequest, ListAccountsResponse, ListAuditRecordsRequest, ListAuditRecordsResponse,
-    ListOrganizationsRequest, ListOrganizationsResponse, LoginRequest, LoginResponse, LogoutRequest, LogoutResponse, Organization,
-    OrganizationKind, RefreshTokenRequest, RefreshTokenResponse, RequestOneTimeCodeRequest, RequestOneTimeCodeResponse, RevokeRoleRequest,
-    RevokeRoleResponse, RoleBinding, RotateSigningKeyRequest, RotateSigningKeyResponse, Tokens, UpdateAccountRequest,
-    UpdateAccountResponse, VerifyOneTimeCodeRequest, VerifyOneTimeCodeResponse, WhoAmIRequest, WhoAmIResponse,
-    identity_service_server::IdentityService,
+    ListOrganizationsRequest, ListOrganizationsResponse, ListRoleBindingsRequest, ListRoleBindingsResponse, LoginRequest, LoginResponse,
+    LogoutRequest, LogoutResponse, Organization, OrganizationKind, RefreshTokenRequest, RefreshTokenResponse, RequestOneTimeCodeRequest,
+    RequestOneTimeCodeResponse, RevokeRoleRequest, RevokeRoleResponse, RoleBinding, RotateSigningKeyRequest, RotateSigningKeyResponse,
+    Tokens, UpdateAccountRequest, UpdateAccountResponse, VerifyOneTimeCodeRequest, VerifyOneTimeCodeResponse, WhoAmIRequest,
+    WhoAmIResponse, identity_service_server::IdentityService,
 };
 
 use crate::{
@@ -329,6 +329,17 @@ impl IdentityService for Identity {
                 Ok(Response::new(response))
             }
         }
+    }
+
+    async fn list_role_bindings(&self, request: Request<ListRoleBindingsRequest>) -> Result<Response<ListRoleBindingsResponse>, Status> {
+        let caller = principal(&request)?;
+        let name = &request.get_ref().account;
+        let id = directory::parse_name("account", "accounts", name)?;
+        let row = self.directory.account(id).await?;
+        if !policy::can_read(caller, id, row.organization_id) {
+            return Err(ServiceError::NotFound(name.clone()).into());
+        }
+        Ok(Response::new(ListRoleBindingsResponse { role_bindings: account(row).role_bindings }))
     }
 
     async fn get_account(&self, request: Request<GetAccountRequest>) -> Result<Response<GetAccountResponse>, Status> {

@@ -9,7 +9,8 @@ use tonic::{Code, Status};
 use work4life_proto::identity::{
     Account, CreateAccountRequest, CreateClientSecretRequest, CreateOrganizationRequest, DisableAccountRequest, EnableAccountRequest,
     GetAccountRequest, GetOrganizationRequest, GrantRoleRequest, ListAccountsRequest, ListAuditRecordsRequest, ListOrganizationsRequest,
-    Organization, OrganizationKind, RevokeRoleRequest, RoleBinding, RotateSigningKeyRequest, UpdateAccountRequest, WhoAmIRequest,
+    ListRoleBindingsRequest, Organization, OrganizationKind, RevokeRoleRequest, RoleBinding, RotateSigningKeyRequest, UpdateAccountRequest,
+    WhoAmIRequest,
 };
 
 use common::{bearer, fresh, login};
@@ -35,7 +36,7 @@ fn allowed(method: &str, role: &str, target: Target) -> bool {
         "WhoAmI" | "GetOrganization" | "ListOrganizations" => true,
         "RotateSigningKey" | "CreateOrganization" | "GrantRole" | "RevokeRole" | "CreateClientSecret" => admin,
         "CreateAccount" | "UpdateAccount" | "DisableAccount" | "EnableAccount" => admin || manager_here,
-        "GetAccount" => target == Target::Own || admin || role == "auditor" || manager_here,
+        "GetAccount" | "ListRoleBindings" => target == Target::Own || admin || role == "auditor" || manager_here,
         // The target's organisation is the list filter: managers list their own only.
         "ListAccounts" => admin || role == "auditor" || manager_here,
         "ListAuditRecords" => admin || role == "auditor",
@@ -147,6 +148,7 @@ async fn call(f: &common::Fixture, method: &str, token: &str, account: uuid::Uui
                 .map(drop)
         }
         "GetAccount" => c.get_account(bearer(GetAccountRequest { name }, token)).await.map(drop),
+        "ListRoleBindings" => c.list_role_bindings(bearer(ListRoleBindingsRequest { account: name }, token)).await.map(drop),
         "ListAccounts" => c.list_accounts(bearer(ListAccountsRequest { organization: org, ..Default::default() }, token)).await.map(drop),
         "UpdateAccount" => {
             let account = Account { name, display_name: format!("Renamed {unique}"), ..Account::default() };

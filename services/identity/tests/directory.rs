@@ -276,6 +276,12 @@ async fn roles_are_granted_and_revoked_by_admins_and_reach_the_next_token() {
         client.login(login("moussa@cefa.example", "moussa pass phrase")).await.expect("login").into_inner().tokens.expect("t").access_token;
     let me = client.who_am_i(bearer(work4life_proto::identity::WhoAmIRequest {}, &token)).await.expect("whoami").into_inner();
     assert_eq!(me.role_bindings, vec![binding.clone()]);
+    let listed = client
+        .list_role_bindings(bearer(work4life_proto::identity::ListRoleBindingsRequest { account: name.clone() }, &admin))
+        .await
+        .expect("list")
+        .into_inner();
+    assert_eq!(listed.role_bindings, vec![binding.clone()]);
 
     let bad = RoleBinding { role: "admin".into(), organization: String::new(), zones: vec!["oujda".into()] };
     let err = client

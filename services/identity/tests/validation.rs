@@ -252,6 +252,13 @@ async fn every_rpc_refuses_bad_input_by_field_and_writes_nothing() {
             &["role_binding.role"],
         ),
         (
+            "ListRoleBindings with a malformed account",
+            c.list_role_bindings(bearer(work4life_proto::identity::ListRoleBindingsRequest { account: "a/b".into() }, &admin))
+                .await
+                .map(drop),
+            &["account"],
+        ),
+        (
             "RevokeRole with a malformed account",
             c.revoke_role(bearer(RevokeRoleRequest { account: "nobody".into(), role_binding: binding("coach", &["oujda"]) }, &admin))
                 .await
