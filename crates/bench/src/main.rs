@@ -27,6 +27,7 @@ use work4life_platform::{
     config::{PlatformConfig, TokenConfig},
     stack::{AuthPolicy, ServerStack, StackConfig},
 };
+use work4life_proto::identity::identity_service_client::IdentityServiceClient;
 use work4life_proto::testing::{
     EchoRequest, EchoResponse,
     echo_service_client::EchoServiceClient,
@@ -48,8 +49,22 @@ enum Mode {
     Stack,
 }
 
+/// The call a load run makes.
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug)]
+enum Rpc {
+    /// `work4life.testing.v1.EchoService/Echo`.
+    Echo,
+    /// `work4life.identity.v1.IdentityService/WhoAmI` (needs `--token`).
+    WhoAmI,
+    /// `work4life.identity.v1.IdentityService/GetKeySet`.
+    GetKeySet,
+}
+
 #[derive(clap::Args, Clone)]
 struct LoadArgs {
+    /// Which RPC to call.
+    #[arg(long, value_enum, default_value = "echo")]
+    rpc: Rpc,
     /// HTTP/2 connections.
     #[arg(long, default_value_t = 4)]
     connections: usize,
@@ -91,6 +106,18 @@ enum Command {
         #[command(flatten)]
         args: LoadArgs,
     },
+    /// What verifying an access token costs a service: signature checks and cache hits.
+    Verify {
+        /// Tokens verified per measurement.
+        #[arg(long, default_value_t = 20_000)]
+        count: usize,
+    },
+    /// Password checks per second on one core, at identity's argon2id parameters.
+    Argon2 {
+        /// Hashes verified.
+        #[arg(long, default_value_t = 50)]
+        count: usize,
+    },
     /// Run the same load against the bare server and the full stack, each in its own process.
     Compare {
         /// Tokio worker threads of each server (the machine has 2 cores; the client gets the rest).
@@ -129,6 +156,8 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Compare { threads, rounds, no_telemetry, args } => compare(threads, rounds, no_telemetry, &args),
+        Command::Verify { count } => client_runtime()?.block_on(verify_cost(count)),
+        Command::Argon2 { count } => argon2_rate(count),
     }
 }
 
@@ -225,6 +254,15 @@ impl Report {
     }
 }
 
+/// `message` with the bearer token, if any.
+fn authorized<T>(message: T, auth: &Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>) -> Request<T> {
+    let mut request = Request::new(message);
+    if let Some(a) = auth {
+        request.metadata_mut().insert("authorization", a.clone());
+    }
+    request
+}
+
 /// CPU time (user + system) a process has used, in microseconds, from /proc/<pid>/stat.
 fn cpu_micros(pid: u32) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -251,7 +289,7 @@ async fn load(addr: &str, token: &str, args: &LoadArgs, server_pid: Option<u32>)
     for _ in 0..args.connections.max(1) {
         let channel =
             Endpoint::from_shared(addr.to_string())?.tcp_nodelay(true).connect().await.with_context(|| format!("connecting to {addr}"))?;
-        clients.push(EchoServiceClient::new(channel));
+        clients.push(channel);
     }
     let request = EchoRequest { message: "bench".into(), payload: vec![7u8; args.payload] };
     let auth: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>> =
@@ -271,13 +309,23 @@ async fn load(addr: &str, token: &str, args: &LoadArgs, server_pid: Option<u32>)
         })
     });
 
-    let call = move |client: &mut EchoServiceClient<tonic::transport::Channel>| {
-        let mut r = Request::new(request.clone());
-        if let Some(a) = &auth {
-            r.metadata_mut().insert("authorization", a.clone());
+    let rpc = args.rpc;
+    let call = move |channel: &mut tonic::transport::Channel| -> futures::future::BoxFuture<'static, bool> {
+        let channel = channel.clone();
+        match rpc {
+            Rpc::Echo => {
+                let r = authorized(request.clone(), &auth);
+                Box::pin(async move { EchoServiceClient::new(channel).echo(r).await.is_ok() })
+            }
+            Rpc::WhoAmI => {
+                let r = authorized(work4life_proto::identity::WhoAmIRequest {}, &auth);
+                Box::pin(async move { IdentityServiceClient::new(channel).who_am_i(r).await.is_ok() })
+            }
+            Rpc::GetKeySet => {
+                let r = authorized(work4life_proto::identity::GetKeySetRequest {}, &auth);
+                Box::pin(async move { IdentityServiceClient::new(channel).get_key_set(r).await.is_ok() })
+            }
         }
-        let mut client = client.clone();
-        async move { client.echo(r).await.is_ok() }
     };
 
     let mut tasks = Vec::new();
@@ -419,6 +467,67 @@ fn compare(threads: usize, rounds: usize, no_telemetry: bool, args: &LoadArgs) -
         if args.rate.is_some() { "max in flight" } else { "callers" },
         args.duration,
         args.payload
+    );
+    Ok(())
+}
+
+/// Per-token cost of `TokenVerifier::verify`: distinct tokens (each a signature check) and the
+/// same token again (a cache hit), on one thread.
+async fn verify_cost(count: usize) -> anyhow::Result<()> {
+    let key = SigningKey::generate("bench-1")?;
+    let keys = InMemoryKeySource::new(jsonwebtoken::jwk::JwkSet { keys: vec![key.public_jwk()] });
+    let verifier = TokenVerifier::new(
+        Arc::new(keys),
+        TokenConfig { issuer: ISSUER.into(), audience: "work4life".into(), leeway: Duration::from_secs(30) },
+    );
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+    let tokens: Vec<String> = (0..count)
+        .map(|i| {
+            key.sign(&Claims {
+                iss: ISSUER.into(),
+                aud: "work4life".into(),
+                sub: format!("accounts/{i}"),
+                exp: now + 3600,
+                nbf: now - 1,
+                iat: now,
+                jti: format!("j{i}"),
+                roles: vec![RoleBinding { role: "officer".into(), org: Some("organizations/cefa".into()), zones: vec!["oujda".into()] }],
+            })
+        })
+        .collect::<anyhow::Result<_>>()?;
+    verifier.verify(&tokens[0]).await.map_err(|e| anyhow::anyhow!("{e}"))?; // fetch the key set once
+    let started = Instant::now();
+    for token in &tokens {
+        verifier.verify(token).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    let fresh = started.elapsed().as_secs_f64() * 1e6 / count as f64;
+    let started = Instant::now();
+    for _ in 0..count {
+        verifier.verify(&tokens[count / 2]).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    let cached = started.elapsed().as_secs_f64() * 1e6 / count as f64;
+    println!(
+        "token verification: {fresh:.1} us per new token (EdDSA signature + claims), {cached:.2} us per cached token ({count} each, one thread)"
+    );
+    Ok(())
+}
+
+/// Password verifications per second on one core with identity's argon2id parameters.
+fn argon2_rate(count: usize) -> anyhow::Result<()> {
+    use argon2::{PasswordHash, PasswordHasher as _, PasswordVerifier as _};
+    let params = argon2::Params::new(19 * 1024, 2, 1, None).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let hasher = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+    let stored = hasher.hash_password(b"a pass phrase").map_err(|e| anyhow::anyhow!("{e}"))?.to_string();
+    let hash = PasswordHash::new(&stored).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let started = Instant::now();
+    for _ in 0..count {
+        hasher.verify_password(b"a pass phrase", &hash).map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    let per = started.elapsed().as_secs_f64() / count as f64;
+    println!(
+        "argon2id m=19456 KiB t=2 p=1: {:.1} ms per password check, {:.0} logins/s per core ({count} checks)",
+        per * 1000.0,
+        1.0 / per
     );
     Ok(())
 }
