@@ -40,6 +40,18 @@ if ! pg_up; then
   wait_for pg_up || { echo "PostgreSQL did not come up on 127.0.0.1:5432" >&2; exit 1; }
 fi
 
+# A freshly installed Debian cluster asks for a password over TCP; the suite connects as postgres
+# without one. On a machine this script set up (--install), trust loopback like the project's
+# machines do.
+if [ "${1:-}" = "--install" ] && command -v psql >/dev/null 2>&1 \
+  && ! psql -q -h 127.0.0.1 -U postgres -d postgres -c 'SELECT 1' >/dev/null 2>&1 && [ -d /etc/postgresql ]; then
+  version=$(ls /etc/postgresql | sort -V | tail -1)
+  hba=/etc/postgresql/$version/main/pg_hba.conf
+  echo "allowing passwordless loopback connections in $hba"
+  { printf 'host all all 127.0.0.1/32 trust\nhost all all ::1/128 trust\n'; cat "$hba"; } > "$hba.new" && mv "$hba.new" "$hba"
+  pg_ctlcluster --skip-systemctl-redirect "$version" main reload || true
+fi
+
 if ! redis_up; then
   if command -v redis-server >/dev/null 2>&1; then
     echo "starting Redis"
