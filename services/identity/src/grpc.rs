@@ -135,6 +135,13 @@ impl Identity {
         Ok(account(self.directory.update_account(&actor, id, etag, change).await?))
     }
 
+    /// Disables or re-enables an account (DisableAccount, EnableAccount).
+    async fn set_status<T>(&self, request: &Request<T>, name: &str, etag: &str, status: &str) -> Result<Account, ServiceError> {
+        let caller = principal(request)?;
+        let change = AccountChange { status: Some(status.to_string()), ..AccountChange::default() };
+        self.change_account(caller, &source(request), name, etag, change).await
+    }
+
     /// Grants or revokes after checking the caller is an admin.
     async fn binding_change(
         &self,
@@ -415,21 +422,13 @@ impl IdentityService for Identity {
     }
 
     async fn disable_account(&self, request: Request<DisableAccountRequest>) -> Result<Response<DisableAccountResponse>, Status> {
-        let caller = principal(&request)?.clone();
-        let source = source(&request);
-        let body = request.into_inner();
-        let change = AccountChange { status: Some("disabled".into()), ..AccountChange::default() };
-        let updated = self.change_account(&caller, &source, &body.name, &body.etag, change).await?;
-        Ok(Response::new(DisableAccountResponse { account: Some(updated) }))
+        let account = self.set_status(&request, &request.get_ref().name, &request.get_ref().etag, "disabled").await?;
+        Ok(Response::new(DisableAccountResponse { account: Some(account) }))
     }
 
     async fn enable_account(&self, request: Request<EnableAccountRequest>) -> Result<Response<EnableAccountResponse>, Status> {
-        let caller = principal(&request)?.clone();
-        let source = source(&request);
-        let body = request.into_inner();
-        let change = AccountChange { status: Some("active".into()), ..AccountChange::default() };
-        let updated = self.change_account(&caller, &source, &body.name, &body.etag, change).await?;
-        Ok(Response::new(EnableAccountResponse { account: Some(updated) }))
+        let account = self.set_status(&request, &request.get_ref().name, &request.get_ref().etag, "active").await?;
+        Ok(Response::new(EnableAccountResponse { account: Some(account) }))
     }
 
     async fn grant_role(&self, request: Request<GrantRoleRequest>) -> Result<Response<GrantRoleResponse>, Status> {

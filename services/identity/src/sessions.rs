@@ -225,12 +225,7 @@ impl Sessions {
     async fn issue(&self, tx: &mut sqlx::PgConnection, account_id: Uuid, family_id: Uuid) -> Result<Issued, ServiceError> {
         let (access_token, access_expires_at) = self.access_token(tx, account_id).await?;
         let now = OffsetDateTime::now_utc();
-        let mut secret = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut secret);
-        let refresh_token = {
-            use base64::Engine as _;
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret)
-        };
+        let refresh_token = random_secret();
         let refresh_expires_at = now + REFRESH_TOKEN_TTL;
         sqlx::query!(
             "INSERT INTO refresh_tokens (id, family_id, account_id, token_hash, expires_at) VALUES ($1, $2, $3, $4, $5)",
@@ -363,12 +358,7 @@ impl Sessions {
 
     /// A new client secret for a service account, replacing the previous one; shown once.
     pub async fn create_client_secret(&self, account_id: Uuid, actor: &str, request_id: &str) -> Result<String, ServiceError> {
-        let mut secret = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut secret);
-        let secret = {
-            use base64::Engine as _;
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret)
-        };
+        let secret = random_secret();
         let mut tx = self.pool.begin().await?;
         let updated = sqlx::query!(
             "UPDATE accounts SET client_secret_hash = $2, version = version + 1 WHERE id = $1 AND kind = 'service'",
@@ -434,6 +424,14 @@ impl Sessions {
         tx.commit().await?;
         Ok((token, expires_at))
     }
+}
+
+/// 256 random bits, base64url: refresh tokens and client secrets (only their hash is stored).
+fn random_secret() -> String {
+    use base64::Engine as _;
+    let mut secret = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut secret);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret)
 }
 
 fn code_hash(id: Uuid, code: &str) -> Vec<u8> {

@@ -153,8 +153,7 @@ async fn auditors_read_the_audit_log_by_actor_and_resource_in_pages() {
     for _ in 0..3 {
         client.login(login("victim@w4l.example", "wrong")).await.expect_err("failure");
     }
-    let token =
-        client.login(login("auditor@eu.example", "auditor pass phrase")).await.expect("login").into_inner().tokens.expect("t").access_token;
+    let token = f.token("auditor@eu.example", "auditor pass phrase").await;
     let all = client.list_audit_records(bearer(ListAuditRecordsRequest::default(), &token)).await.expect("list").into_inner().records;
     assert_eq!(all.len(), 4, "three failures and one login: {all:?}");
     assert!(all.windows(2).all(|w| w[0].sequence > w[1].sequence), "newest first");

@@ -13,7 +13,7 @@ use work4life_proto::identity::{
     WhoAmIRequest,
 };
 
-use common::{bearer, fresh, login};
+use common::{bearer, fresh};
 
 /// Methods anyone may call without a token (they carry their own proof: a password, a code, ...).
 const PUBLIC: [&str; 7] =
@@ -68,8 +68,7 @@ async fn no_role_is_allowed_more_than_its_rules() {
         f.set_org(id, org_a).await;
         let scope = if role == "admin" { None } else { Some(org_a) };
         f.bind(id, role, scope).await;
-        let token =
-            f.client().await.login(login(&email, "matrix pass phrase")).await.expect("login").into_inner().tokens.expect("t").access_token;
+        let token = f.token(&email, "matrix pass phrase").await;
         tokens.push((role, id, token));
     }
     let same = f.account("target@cefa.example", "target pass phrase", &[]).await;

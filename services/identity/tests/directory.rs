@@ -45,8 +45,7 @@ async fn admin_creates_organisations_and_accounts_idempotently_and_bad_input_wri
     let f = fresh(6).await;
     f.account("root@w4l.example", "root pass phrase", &["admin"]).await;
     let mut client = f.client().await;
-    let admin =
-        client.login(login("root@w4l.example", "root pass phrase")).await.expect("login").into_inner().tokens.expect("t").access_token;
+    let admin = f.token("root@w4l.example", "root pass phrase").await;
 
     let request_id = uuid();
     let create = CreateOrganizationRequest { organization: Some(org("CEFA", &["oujda", "beni_mellal"])), request_id: request_id.clone() };
@@ -117,16 +116,8 @@ async fn program_managers_and_officers_stay_in_their_scope() {
     f.bind(manager, "program_manager", Some(cefa)).await;
     let officer = f.account("officer@cefa.example", "officer pass phrase", &["officer"]).await;
     let mut client = f.client().await;
-    let pm =
-        client.login(login("pm@cefa.example", "manager pass phrase")).await.expect("login").into_inner().tokens.expect("t").access_token;
-    let off = client
-        .login(login("officer@cefa.example", "officer pass phrase"))
-        .await
-        .expect("login")
-        .into_inner()
-        .tokens
-        .expect("t")
-        .access_token;
+    let pm = f.token("pm@cefa.example", "manager pass phrase").await;
+    let off = f.token("officer@cefa.example", "officer pass phrase").await;
     let cefa_name = format!("organizations/{cefa}");
     let esmaroc_name = format!("organizations/{esmaroc}");
 
@@ -188,8 +179,7 @@ async fn updates_need_the_current_etag_and_disabled_accounts_cannot_log_in() {
     f.account("root@w4l.example", "root pass phrase", &["admin"]).await;
     let target = f.account("awa@w4l.example", "awa pass phrase", &["coach"]).await;
     let mut client = f.client().await;
-    let admin =
-        client.login(login("root@w4l.example", "root pass phrase")).await.expect("login").into_inner().tokens.expect("t").access_token;
+    let admin = f.token("root@w4l.example", "root pass phrase").await;
     let session = client.login(login("awa@w4l.example", "awa pass phrase")).await.expect("login").into_inner().tokens.expect("t");
     let name = format!("accounts/{target}");
     let current =
@@ -251,8 +241,7 @@ async fn roles_are_granted_and_revoked_by_admins_and_reach_the_next_token() {
     let cefa = f.organization("CEFA").await;
     let target = f.account("moussa@cefa.example", "moussa pass phrase", &[]).await;
     let mut client = f.client().await;
-    let admin =
-        client.login(login("root@w4l.example", "root pass phrase")).await.expect("login").into_inner().tokens.expect("t").access_token;
+    let admin = f.token("root@w4l.example", "root pass phrase").await;
     let binding = RoleBinding { role: "officer".into(), organization: format!("organizations/{cefa}"), zones: vec!["oujda".into()] };
     let name = format!("accounts/{target}");
     let granted = client
@@ -272,8 +261,7 @@ async fn roles_are_granted_and_revoked_by_admins_and_reach_the_next_token() {
         .expect("a");
     assert_eq!(again.role_bindings.len(), 1, "granting twice does not duplicate");
 
-    let token =
-        client.login(login("moussa@cefa.example", "moussa pass phrase")).await.expect("login").into_inner().tokens.expect("t").access_token;
+    let token = f.token("moussa@cefa.example", "moussa pass phrase").await;
     let me = client.who_am_i(bearer(work4life_proto::identity::WhoAmIRequest {}, &token)).await.expect("whoami").into_inner();
     assert_eq!(me.role_bindings, vec![binding.clone()]);
     let listed = client
@@ -308,8 +296,7 @@ async fn account_lists_page_with_filter_bound_tokens() {
         f.account(&format!("officer{i}@w4l.example"), "pass phrase long", &["officer"]).await;
     }
     let mut client = f.client().await;
-    let admin =
-        client.login(login("root@w4l.example", "root pass phrase")).await.expect("login").into_inner().tokens.expect("t").access_token;
+    let admin = f.token("root@w4l.example", "root pass phrase").await;
     let mut seen = Vec::new();
     let mut token = String::new();
     loop {

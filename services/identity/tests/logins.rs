@@ -12,11 +12,11 @@ use work4life_proto::{
     },
 };
 
-use common::{Fixture, bearer, fresh, login};
+use common::{Fixture, bearer, fresh};
 
 async fn admin_token(f: &Fixture) -> String {
     f.account("root@w4l.example", "root pass phrase", &["admin"]).await;
-    f.client().await.login(login("root@w4l.example", "root pass phrase")).await.expect("login").into_inner().tokens.expect("t").access_token
+    f.token("root@w4l.example", "root pass phrase").await
 }
 
 async fn create(f: &Fixture, admin: &str, account: Account) -> Account {

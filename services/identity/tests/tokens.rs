@@ -112,16 +112,7 @@ async fn forged_and_misissued_tokens_are_refused_by_a_running_service() {
     let f = fresh(1).await;
     f.account("root@w4l.example", "root pass phrase", &["admin"]).await;
     let other = other_service(&f.database_url, &f.running).await;
-    let good = f
-        .client()
-        .await
-        .login(login("root@w4l.example", "root pass phrase"))
-        .await
-        .expect("login")
-        .into_inner()
-        .tokens
-        .expect("t")
-        .access_token;
+    let good = f.token("root@w4l.example", "root pass phrase").await;
     echo_as(&other, &good).await.expect("the genuine token verifies");
 
     // identity's real signing key (the development encryption key): forgeries with it test the

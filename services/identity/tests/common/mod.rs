@@ -136,6 +136,11 @@ impl Fixture {
             .expect("org");
     }
 
+    /// Logs in and returns the access token.
+    pub async fn token(&self, email: &str, password: &str) -> String {
+        self.client().await.login(login(email, password)).await.expect("login").into_inner().tokens.expect("tokens").access_token
+    }
+
     pub async fn enable(&self, account: uuid::Uuid) {
         sqlx::query("UPDATE identity.accounts SET status = 'active' WHERE id = $1")
             .bind(account)
