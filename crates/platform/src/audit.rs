@@ -29,6 +29,35 @@ pub struct AuditEntry {
     pub details: serde_json::Value,
 }
 
+/// Who acted: the caller, the request and where it came from, for the entries of one request.
+pub struct Actor<'a> {
+    /// The caller.
+    pub principal: &'a crate::auth::Principal,
+    /// The request id.
+    pub request_id: &'a str,
+    /// The caller's address.
+    pub source: &'a str,
+}
+
+impl Actor<'_> {
+    /// An entry by this actor.
+    pub fn entry(&self, action: &str, resource: String, details: serde_json::Value) -> AuditEntry {
+        AuditEntry {
+            actor: self.principal.subject.clone(),
+            action: action.to_string(),
+            resource,
+            source_addr: self.source.to_string(),
+            request_id: self.request_id.to_string(),
+            details,
+        }
+    }
+
+    /// Appends an entry by this actor in the caller's transaction.
+    pub async fn record(&self, tx: &mut PgConnection, action: &str, resource: String, details: serde_json::Value) -> Result<i64, ServiceError> {
+        append(tx, &self.entry(action, resource, details)).await
+    }
+}
+
 /// Appends `entry` to the chain in the caller's transaction; returns its sequence number.
 pub async fn append(tx: &mut PgConnection, entry: &AuditEntry) -> Result<i64, ServiceError> {
     let head = sqlx::query!("SELECT seq, hash FROM audit_head WHERE singleton FOR UPDATE").fetch_one(&mut *tx).await?;

@@ -40,6 +40,13 @@ pub mod vars {
     pub const PAGE_TOKEN_KEY: &str = "W4L_PAGE_TOKEN_KEY";
     /// Key (32 bytes, base64) that encrypts identity's private signing keys at rest.
     pub const SIGNING_KEY_ENCRYPTION_KEY: &str = "W4L_SIGNING_KEY_ENCRYPTION_KEY";
+    /// Keys that encrypt personal identifiers at rest (phone, email, document numbers), as
+    /// `id:base64` pairs separated by commas (`2026a:...,2025b:...`); each key is 32 bytes. The
+    /// first encrypts; every listed key decrypts, so a key is rotated by putting a new one first.
+    pub const PERSONAL_DATA_KEYS: &str = "W4L_PERSONAL_DATA_KEYS";
+    /// Secret (at least 32 bytes, base64) for the keyed lookup hashes and pseudonyms of personal
+    /// identifiers. Changing it orphans every lookup hash: it is not rotated like the keys above.
+    pub const PERSONAL_DATA_HASH_KEY: &str = "W4L_PERSONAL_DATA_HASH_KEY";
     /// Log filter in `tracing` syntax (`info`, `work4life=debug,sqlx=warn`).
     pub const LOG: &str = "W4L_LOG";
     /// Log format: `json` (default) or `text`.
@@ -121,6 +128,10 @@ pub struct PlatformConfig {
     pub page_token_key: Vec<u8>,
     /// AES-256-GCM key for signing keys at rest (identity).
     pub signing_key_encryption_key: [u8; 32],
+    /// Keys for personal identifiers at rest: (key id, AES-256 key), the first encrypts.
+    pub personal_data_keys: Vec<(String, [u8; 32])>,
+    /// Key of the lookup hashes and pseudonyms of personal identifiers.
+    pub personal_data_hash_key: Vec<u8>,
     /// Log filter.
     pub log_filter: String,
     /// Whether logs are JSON.
@@ -186,6 +197,8 @@ const DEFAULT_LISTEN_ADDR: &str = "127.0.0.1:50051";
 const DEV_PAGE_TOKEN_KEY: &[u8] = b"work4life-dev-page-token-key-not-for-production";
 
 /// Only for local runs: production must set `W4L_SIGNING_KEY_ENCRYPTION_KEY` (the chart does).
+const DEV_PERSONAL_DATA_KEY: (&str, [u8; 32]) = ("dev", *b"work4life-dev-personal-data-key!");
+const DEV_PERSONAL_DATA_HASH_KEY: &[u8] = b"work4life-dev-personal-data-hash-key-not-for-production";
 const DEV_SIGNING_KEY_ENCRYPTION_KEY: [u8; 32] = *b"work4life-dev-signing-key-32byte";
 
 /// The service names a database URL may be overridden for.
@@ -255,6 +268,20 @@ impl PlatformConfig {
                 key.try_into().map_err(|_| ConfigError::new(vars::SIGNING_KEY_ENCRYPTION_KEY, "must decode to exactly 32 bytes"))?
             }
         };
+        let personal_data_keys = match src.get(vars::PERSONAL_DATA_KEYS) {
+            None => vec![(DEV_PERSONAL_DATA_KEY.0.to_string(), DEV_PERSONAL_DATA_KEY.1)],
+            Some(list) => parse_key_list(vars::PERSONAL_DATA_KEYS, &list)?,
+        };
+        let personal_data_hash_key = match src.get(vars::PERSONAL_DATA_HASH_KEY) {
+            None => DEV_PERSONAL_DATA_HASH_KEY.to_vec(),
+            Some(b64) => {
+                let key = decode_base64(vars::PERSONAL_DATA_HASH_KEY, &b64)?;
+                if key.len() < 32 {
+                    return Err(ConfigError::new(vars::PERSONAL_DATA_HASH_KEY, "must decode to at least 32 bytes"));
+                }
+                key
+            }
+        };
         let log_json = match src.get(vars::LOG_FORMAT).as_deref() {
             None | Some("json") => true,
             Some("text") => false,
@@ -283,6 +310,8 @@ impl PlatformConfig {
             key_set_refresh,
             page_token_key,
             signing_key_encryption_key,
+            personal_data_keys,
+            personal_data_hash_key,
             log_filter: src.get(vars::LOG).unwrap_or_else(|| DEFAULT_LOG_FILTER.into()),
             log_json,
             otlp_endpoint,
@@ -294,6 +323,33 @@ impl PlatformConfig {
     pub fn database_url_for(&self, service: &str) -> &str {
         self.service_database_urls.get(service).map_or(&self.database_url, String::as_str)
     }
+}
+
+fn decode_base64(variable: &str, value: &str) -> Result<Vec<u8>, ConfigError> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.decode(value.trim()).map_err(|_| ConfigError::new(variable, "not valid base64"))
+}
+
+/// `id:base64,id:base64`: ids unique, lower-case letters, digits, `-` and `_`; keys 32 bytes.
+fn parse_key_list(variable: &str, value: &str) -> Result<Vec<(String, [u8; 32])>, ConfigError> {
+    let mut keys: Vec<(String, [u8; 32])> = Vec::new();
+    for item in value.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let (id, b64) = item.split_once(':').ok_or_else(|| ConfigError::new(variable, "each key must be written id:base64"))?;
+        if id.is_empty() || id.len() > 32 || !id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_') {
+            return Err(ConfigError::new(variable, format!("key id {id:?} must be 1 to 32 of a-z, 0-9, - and _")));
+        }
+        if keys.iter().any(|(known, _)| known == id) {
+            return Err(ConfigError::new(variable, format!("key id {id:?} appears twice")));
+        }
+        let key = decode_base64(variable, b64)?
+            .try_into()
+            .map_err(|_| ConfigError::new(variable, format!("key {id:?} must decode to exactly 32 bytes")))?;
+        keys.push((id.to_string(), key));
+    }
+    if keys.is_empty() {
+        return Err(ConfigError::new(variable, "must list at least one key"));
+    }
+    Ok(keys)
 }
 
 fn check_url(variable: &str, value: &str, schemes: &[&str]) -> Result<(), ConfigError> {
@@ -356,12 +412,28 @@ mod tests {
             (vars::METRICS_ADDR, "localhost:9464"),
             (vars::SIGNING_KEY_ENCRYPTION_KEY, "c2hvcnQ="),
             (vars::OTEL_EXPORTER_OTLP_ENDPOINT, "collector:4317"),
+            (vars::PERSONAL_DATA_KEYS, "k1:c2hvcnQ="),
+            (vars::PERSONAL_DATA_KEYS, "no-colon"),
+            (vars::PERSONAL_DATA_KEYS, "K1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="),
+            (vars::PERSONAL_DATA_KEYS, "k1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=,k1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="),
+            (vars::PERSONAL_DATA_KEYS, " , "),
+            (vars::PERSONAL_DATA_HASH_KEY, "c2hvcnQ="),
         ];
         for (variable, value) in cases {
             let err = PlatformConfig::from_source(&source(&[(variable, value)])).expect_err(variable);
             assert_eq!(err.variable, variable, "{err}");
             assert!(err.to_string().contains(variable));
         }
+    }
+
+    #[test]
+    fn personal_data_keys_keep_their_order() {
+        let list = "k2:AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=, k1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+        let cfg = PlatformConfig::from_source(&source(&[(vars::PERSONAL_DATA_KEYS, list)])).expect("cfg");
+        let ids: Vec<&str> = cfg.personal_data_keys.iter().map(|(id, _)| id.as_str()).collect();
+        assert_eq!(ids, ["k2", "k1"], "the first key listed is the one that encrypts");
+        assert_eq!(cfg.personal_data_keys[0].1, [1u8; 32]);
+        assert!(!format!("{cfg:?}").contains("AQEB"));
     }
 
     #[test]

@@ -30,20 +30,22 @@ pub struct Fresh {
     /// The transaction to do the request's effect in.
     pub tx: Transaction<'static, Postgres>,
     scope: String,
-    request_id: String,
+    request_id: Option<String>,
 }
 
 impl Fresh {
     /// Stores the response with the key and commits everything at once.
     pub async fn commit<R: Message>(mut self, response: &R) -> Result<(), ServiceError> {
-        sqlx::query!(
-            "UPDATE idempotency_keys SET response = $3 WHERE scope = $1 AND request_id = $2",
-            self.scope,
-            self.request_id,
-            response.encode_to_vec()
-        )
-        .execute(&mut *self.tx)
-        .await?;
+        if let Some(request_id) = &self.request_id {
+            sqlx::query!(
+                "UPDATE idempotency_keys SET response = $3 WHERE scope = $1 AND request_id = $2",
+                self.scope,
+                request_id,
+                response.encode_to_vec()
+            )
+            .execute(&mut *self.tx)
+            .await?;
+        }
         self.tx.commit().await?;
         Ok(())
     }
@@ -88,7 +90,7 @@ pub async fn begin<R: Message + Default>(
     .rows_affected()
         == 1;
     if inserted {
-        return Ok(Begun::Fresh(Fresh { tx, scope: scope.to_string(), request_id: request_id.to_string() }));
+        return Ok(Begun::Fresh(Fresh { tx, scope: scope.to_string(), request_id: Some(request_id.to_string()) }));
     }
     let stored =
         sqlx::query!("SELECT request_hash, response FROM idempotency_keys WHERE scope = $1 AND request_id = $2", scope, request_id)
@@ -100,6 +102,20 @@ pub async fn begin<R: Message + Default>(
     }
     let response = R::decode(stored.response.as_slice()).map_err(|e| ServiceError::Internal(anyhow::anyhow!("stored response: {e}")))?;
     Ok(Begun::Replay(response))
+}
+
+/// Like [`begin`], where `request_id` is optional: without one the request simply runs in a
+/// fresh transaction (a retry may then repeat its effect, as the caller chose).
+pub async fn begin_optional<R: Message + Default>(
+    pool: &PgPool,
+    scope: &str,
+    request_id: &str,
+    request_hash: &[u8],
+) -> Result<Begun<R>, ServiceError> {
+    if request_id.is_empty() {
+        return Ok(Begun::Fresh(Fresh { tx: crate::db::begin(pool).await?, scope: scope.to_string(), request_id: None }));
+    }
+    begin(pool, scope, request_id, request_hash).await
 }
 
 /// How long a `request_id` is remembered: a retry within this window replays the first response.

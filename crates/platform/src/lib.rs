@@ -5,6 +5,7 @@
 //! - [`telemetry`]: JSON logs, OpenTelemetry traces and metrics, W3C context propagation
 //! - [`stack`]: the tower stack in front of every server (request id, trace, admission, auth,
 //!   deadline, metrics)
+//! - [`contact`]: email and phone normalisation shared by every registry
 //! - [`auth`]: access-token verification against the published key set
 //! - [`error`]: the error type and its one mapping to gRPC status with `google.rpc` details
 //! - [`pagination`]: page sizes and signed keyset page tokens
@@ -13,6 +14,7 @@
 //! - [`audit`]: the append-only hash-chained audit log
 //! - [`db`]: pools per schema, migrations, deadline-bounded transactions
 //! - [`host`]: running a set of services in one process (the `--target` of the binary)
+//! - [`wire`]: resource names, timestamps, dates and etags at the gRPC edge
 //! - [`server`]: hosting services with health, reflection and graceful shutdown
 
 #![forbid(unsafe_code)]
@@ -21,6 +23,7 @@ pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod consumer;
+pub mod contact;
 pub mod db;
 pub mod error;
 pub mod host;
@@ -30,5 +33,6 @@ pub mod pagination;
 pub mod server;
 pub mod stack;
 pub mod telemetry;
+pub mod wire;
 
 pub use error::{FieldViolation, ServiceError, ServiceResult};

@@ -34,6 +34,12 @@ pub mod work4life {
             include!(concat!(env!("OUT_DIR"), "/work4life.identity.v1.rs"));
         }
     }
+    /// Intake: programs, the person registry, calls, applications, review (`work4life.intake.v1`).
+    pub mod intake {
+        pub mod v1 {
+            include!(concat!(env!("OUT_DIR"), "/work4life.intake.v1.rs"));
+        }
+    }
     /// The echo service for tests and benchmarks (`work4life.testing.v1`).
     pub mod testing {
         pub mod v1 {
@@ -42,4 +48,4 @@ pub mod work4life {
     }
 }
 
-pub use work4life::{events::v1 as events, identity::v1 as identity, testing::v1 as testing, r#type::v1 as types};
+pub use work4life::{events::v1 as events, identity::v1 as identity, intake::v1 as intake, testing::v1 as testing, r#type::v1 as types};

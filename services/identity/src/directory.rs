@@ -7,8 +7,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 use work4life_platform::{
     FieldViolation, ServiceError,
-    audit::{self, AuditEntry},
-    auth::Principal,
+    audit,
     outbox,
 };
 
@@ -21,41 +20,7 @@ pub const ACCOUNT_KINDS: [&str; 3] = ["staff", "beneficiary", "service"];
 pub const KINDS: [&str; 5] = ["partner_ngo", "incubator", "employer", "donor", "payment_provider"];
 const MAX_NAME_LEN: usize = 200;
 
-/// An email address, trimmed and lower-cased, or why not.
-pub fn normalize_email(field: &str, raw: &str) -> Result<String, FieldViolation> {
-    let email = raw.trim().to_lowercase();
-    let valid = email.len() <= 254
-        && !email.contains(char::is_whitespace)
-        && email.split_once('@').is_some_and(|(local, domain)| {
-            !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.') && !domain.contains('@')
-        });
-    if valid { Ok(email) } else { Err(FieldViolation::new(field, "is not an email address (name@domain.tld)")) }
-}
-
-/// A phone number in E.164 (`+212612345678`); Moroccan national (`06 12 34 56 78`) and `00`
-/// international prefixes are accepted. Empty means no phone.
-pub fn normalize_phone(field: &str, raw: &str) -> Result<Option<String>, FieldViolation> {
-    let digits: String = raw.chars().filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')')).collect();
-    if digits.is_empty() {
-        return Ok(None);
-    }
-    let e164 = if let Some(rest) = digits.strip_prefix("00") {
-        format!("+{rest}")
-    } else if digits.starts_with('0') && digits.len() == 10 {
-        format!("+212{}", &digits[1..])
-    } else if digits.starts_with("212") && digits.len() == 12 {
-        format!("+{digits}")
-    } else {
-        digits
-    };
-    let valid =
-        e164.strip_prefix('+').is_some_and(|n| (8..=15).contains(&n.len()) && n.bytes().all(|b| b.is_ascii_digit()) && !n.starts_with('0'));
-    if valid {
-        Ok(Some(e164))
-    } else {
-        Err(FieldViolation::new(field, "is not a phone number (E.164 such as +212612345678, or a Moroccan 0XXXXXXXXX)"))
-    }
-}
+pub use work4life_platform::contact::{normalize_email, normalize_phone};
 
 fn display_name(field: &str, raw: &str) -> Result<String, FieldViolation> {
     let name = raw.trim();
@@ -86,13 +51,7 @@ fn zones(field: &str, raw: &[String]) -> Result<Vec<String>, FieldViolation> {
     Ok(out)
 }
 
-/// The id in a resource name `<collection>/<uuid>`.
-pub fn parse_name(field: &str, collection: &str, name: &str) -> Result<Uuid, ServiceError> {
-    name.strip_prefix(collection)
-        .and_then(|rest| rest.strip_prefix('/'))
-        .and_then(|id| Uuid::parse_str(id).ok())
-        .ok_or_else(|| ServiceError::invalid(field, format!("must be {collection}/<id>")))
-}
+pub use work4life_platform::wire::parse_name;
 
 /// An organisation as stored.
 #[derive(Debug, Clone)]
@@ -303,28 +262,7 @@ pub struct Directory {
     pool: PgPool,
 }
 
-/// Who acted, for audit records.
-pub struct Actor<'a> {
-    /// The caller.
-    pub principal: &'a Principal,
-    /// The request id.
-    pub request_id: &'a str,
-    /// The caller's address.
-    pub source: &'a str,
-}
-
-impl Actor<'_> {
-    fn entry(&self, action: &str, resource: String, details: serde_json::Value) -> AuditEntry {
-        AuditEntry {
-            actor: self.principal.subject.clone(),
-            action: action.to_string(),
-            resource,
-            source_addr: self.source.to_string(),
-            request_id: self.request_id.to_string(),
-            details,
-        }
-    }
-}
+pub use work4life_platform::audit::Actor;
 
 impl Directory {
     /// The directory over identity's pool.
@@ -647,31 +585,6 @@ async fn load_account(conn: &mut PgConnection, id: Uuid) -> Result<AccountRow, S
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn phones_normalise_to_e164() {
-        for (raw, want) in [
-            ("06 12 34 56 78", "+212612345678"),
-            ("0612-345-678", "+212612345678"),
-            ("00212 6 12 34 56 78", "+212612345678"),
-            ("212612345678", "+212612345678"),
-            ("+33 6 12 34 56 78", "+33612345678"),
-        ] {
-            assert_eq!(normalize_phone("p", raw).expect(raw).as_deref(), Some(want), "{raw}");
-        }
-        assert_eq!(normalize_phone("p", "  ").expect("empty"), None);
-        for bad in ["12345", "+0612345678", "06123", "phone", "+2126123456789012"] {
-            assert!(normalize_phone("p", bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn emails_normalise_and_bad_ones_are_named() {
-        assert_eq!(normalize_email("e", " Amina@CEFA.org ").expect("ok"), "amina@cefa.org");
-        for bad in ["amina", "amina@", "@cefa.org", "a b@cefa.org", "a@cefa", "a@@cefa.org", "a@.org"] {
-            assert_eq!(normalize_email("account.email", bad).expect_err(bad).field, "account.email");
-        }
-    }
 
     #[test]
     fn bindings_admin_is_global_others_are_scoped() {

@@ -9,7 +9,7 @@ use work4life_platform::{
     auth::{Principal, principal},
     idempotency::{self, Begun},
     pagination::{PageTokens, next_page, page_size},
-    stack::current_request_id,
+    wire::{request_id, source, timestamp},
 };
 use work4life_proto::identity::{
     Account, AccountKind, AccountState, AuditRecord, CreateAccountRequest, CreateAccountResponse, CreateClientSecretRequest,
@@ -107,9 +107,6 @@ fn account(row: AccountRow) -> Account {
     }
 }
 
-fn source<T>(request: &Request<T>) -> String {
-    request.remote_addr().map(|a| a.ip().to_string()).unwrap_or_default()
-}
 
 impl Identity {
     /// Changes an account after checking the caller may manage it.
@@ -163,9 +160,6 @@ impl Identity {
     }
 }
 
-fn timestamp(t: time::OffsetDateTime) -> prost_types::Timestamp {
-    prost_types::Timestamp { seconds: t.unix_timestamp(), nanos: t.nanosecond() as i32 }
-}
 
 fn tokens(issued: &Issued) -> Tokens {
     Tokens {
@@ -186,9 +180,6 @@ fn required(field: &'static str, value: &str) -> Result<(), ServiceError> {
     Ok(())
 }
 
-fn request_id() -> String {
-    current_request_id().map(|id| id.to_string()).unwrap_or_default()
-}
 
 #[tonic::async_trait]
 impl IdentityService for Identity {
