@@ -87,6 +87,7 @@ async fn seed_loads_reference_data_once_and_shows_the_admin_password_once() {
         async move { sqlx::query_scalar::<_, i64>(sql).fetch_one(&pool).await.expect(sql) }
     };
     assert_eq!(count("SELECT count(*) FROM intake.zones").await, 4);
+    assert_eq!(count("SELECT count(*) FROM intake.calls").await, 3, "demo calls once, however often seeded");
     assert_eq!(count("SELECT count(*) FROM coaching.offices").await, 5);
     assert_eq!(count("SELECT count(*) FROM identity.organizations").await, 5);
     assert_eq!(count("SELECT count(*) FROM identity.accounts").await, 1);
