@@ -130,13 +130,15 @@ none for all-in-one, whose peers are in the same process. */}}
 {{- end }}
 
 {{/* Secret keys each service reads beyond the database and Redis URLs and the page-token key:
-key -> required. Identity's key encryption key is required (without it the binary would use its
-development key); the others are read by capabilities still to come. */}}
+key -> required. Identity's key encryption key and intake's personal-data keys are required
+(without them the binary would use its development keys); notifications' are read by
+capabilities still to come. */}}
 {{- define "work4life.serviceSecretKeys" -}}
 identity:
   W4L_SIGNING_KEY_ENCRYPTION_KEY: true
 intake:
-  W4L_FIELD_ENCRYPTION_KEY: false
+  W4L_PERSONAL_DATA_KEYS: true
+  W4L_PERSONAL_DATA_HASH_KEY: true
 notifications:
   W4L_SMS_API_KEY: false
   W4L_SMTP_URL: false
@@ -185,6 +187,9 @@ when it creates the Secret. */}}
 {{- $sec := $v.secrets }}
 {{- $_ := required "secrets.pageTokenKey is required (openssl rand -base64 32), or set secrets.existingSecret" $sec.pageTokenKey }}
 {{- $_ = required "secrets.signingKeyEncryptionKey is required (openssl rand -base64 32; never change it afterwards), or set secrets.existingSecret" $sec.signingKeyEncryptionKey }}
+{{- /* intake runs in both modes (its own Deployment, or inside the all-in-one one). */}}
+{{- $_ = required "secrets.personalDataKeys is required (intake; 2026a:$(openssl rand -base64 32), the first key encrypts), or set secrets.existingSecret" $sec.personalDataKeys }}
+{{- $_ = required "secrets.personalDataHashKey is required (intake; openssl rand -base64 32; never change it afterwards), or set secrets.existingSecret" $sec.personalDataHashKey }}
 {{- $_ = required "secrets.redisUrl is required (redis://[:password@]host:6379/0), or set secrets.existingSecret" $sec.redisUrl }}
 {{- range splitList " " (include "work4life.serviceNames" .) }}
 {{- if not (or $sec.databaseUrl (index $sec.databaseUrls .)) }}

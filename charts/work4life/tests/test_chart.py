@@ -3,6 +3,7 @@ what operators rely on. Run: python -m pytest charts/work4life/tests (scripts/ch
 
 from __future__ import annotations
 
+import base64
 import copy
 import sys
 from pathlib import Path
@@ -376,15 +377,25 @@ def test_charts_secret_holds_every_required_key() -> None:
         assert ref["name"] == "work4life-secrets"
         if not ref.get("optional"):
             assert ref["key"] in secret["data"], ref
-    assert {"W4L_PAGE_TOKEN_KEY", "W4L_REDIS_URL", "W4L_DATABASE_URL", "W4L_SIGNING_KEY_ENCRYPTION_KEY", "W4L_SMTP_URL"} <= set(secret["data"])
+    assert {"W4L_PAGE_TOKEN_KEY", "W4L_REDIS_URL", "W4L_DATABASE_URL", "W4L_SIGNING_KEY_ENCRYPTION_KEY", "W4L_PERSONAL_DATA_KEYS", "W4L_PERSONAL_DATA_HASH_KEY", "W4L_SMTP_URL"} <= set(secret["data"])
+    assert "W4L_FIELD_ENCRYPTION_KEY" not in secret["data"]
+    # The all-in-one pod hosts intake: its personal-data keys are required, not optional.
+    (aio,) = of_kind(objs, "Deployment")
+    refs = {e["valueFrom"]["secretKeyRef"]["key"]: e["valueFrom"]["secretKeyRef"] for e in aio["spec"]["template"]["spec"]["containers"][0]["env"] if "secretKeyRef" in e.get("valueFrom", {})}
+    for key in ("W4L_PERSONAL_DATA_KEYS", "W4L_PERSONAL_DATA_HASH_KEY", "W4L_SIGNING_KEY_ENCRYPTION_KEY"):
+        assert not refs[key].get("optional", False), key
 
 
 def test_each_service_gets_only_its_own_secrets() -> None:
     objs = ci("microservices-autoscaling-values.yaml")
-    specific = {"identity": {"W4L_SIGNING_KEY_ENCRYPTION_KEY"}, "intake": {"W4L_FIELD_ENCRYPTION_KEY"}, "notifications": {"W4L_SMS_API_KEY", "W4L_SMTP_URL"}}
+    specific = {
+        "identity": {"W4L_SIGNING_KEY_ENCRYPTION_KEY"},
+        "intake": {"W4L_PERSONAL_DATA_KEYS", "W4L_PERSONAL_DATA_HASH_KEY"},
+        "notifications": {"W4L_SMS_API_KEY", "W4L_SMTP_URL"},
+    }
     # Without these the binary would fall back to its development keys or local Redis: a pod
     # must not start without them.
-    required = {"W4L_REDIS_URL", "W4L_PAGE_TOKEN_KEY", "W4L_SIGNING_KEY_ENCRYPTION_KEY"}
+    required = {"W4L_REDIS_URL", "W4L_PAGE_TOKEN_KEY", "W4L_SIGNING_KEY_ENCRYPTION_KEY", "W4L_PERSONAL_DATA_KEYS", "W4L_PERSONAL_DATA_HASH_KEY"}
     for d in of_kind(objs, "Deployment"):
         service = component(d)
         refs = {e["valueFrom"]["secretKeyRef"]["key"]: e["valueFrom"]["secretKeyRef"] for e in d["spec"]["template"]["spec"]["containers"][0]["env"] if "secretKeyRef" in e.get("valueFrom", {})}
@@ -401,6 +412,11 @@ def test_each_service_gets_only_its_own_secrets() -> None:
         ({"secrets": {"redisUrl": ""}}, "secrets.redisUrl is required"),
         ({"secrets": {"signingKeyEncryptionKey": ""}}, "secrets.signingKeyEncryptionKey is required"),
         ({"secrets": {"signingKeyEncryptionKey": "c2hvcnQ="}}, "signingKeyEncryptionKey"),
+        ({"secrets": {"personalDataKeys": "2026a:c2hvcnQ="}}, "personalDataKeys"),  # not 32 bytes
+        ({"secrets": {"personalDataKeys": "Y2ktb25seS1wZXJzb25hbC1kYXRhLWtleS0yMDI2YSE="}}, "personalDataKeys"),  # no id
+        ({"secrets": {"personalDataKeys": "K1:Y2ktb25seS1wZXJzb25hbC1kYXRhLWtleS0yMDI2YSE="}}, "personalDataKeys"),  # upper-case id
+        ({"secrets": {"personalDataKeys": "2026a:Y2ktb25seS1wZXJzb25hbC1kYXRhLWtleS0yMDI2YSE=,"}}, "personalDataKeys"),
+        ({"secrets": {"personalDataHashKey": "c2hvcnQ="}}, "personalDataHashKey"),
         ({"networkPolicy": {"allowedCallers": {"identity": ["gateway", "notifications"]}}}, "allowedCallers.identity must list intake"),
         ({"secrets": {"databaseUrl": "", "databaseUrls": {"identity": "postgres://x@db/identity"}}}, "secrets.databaseUrls.intake"),
         ({"shutdown": {"terminationGracePeriodSeconds": 25}}, "terminationGracePeriodSeconds (25) must be above"),
@@ -416,6 +432,27 @@ def test_bad_values_are_refused_with_a_clear_message(override: dict[str, Any], m
     with pytest.raises(Exception) as err:
         chart.render(values(override))
     assert message in str(err.value)
+
+
+@pytest.mark.parametrize("mode", ["microservices", "allInOne"])
+@pytest.mark.parametrize("key", ["personalDataKeys", "personalDataHashKey"])
+def test_intake_needs_its_personal_data_keys(mode: str, key: str) -> None:
+    # intake runs in both modes (the chart has no way to leave a service out), and without these
+    # keys it would encrypt and hash personal data with its built-in development keys.
+    with pytest.raises(Exception) as err:
+        chart.render(values({"deploymentMode": mode, "secrets": {key: ""}}))
+    assert f"secrets.{key} is required" in str(err.value)
+    without = copy.deepcopy(SECRETS)
+    del without["secrets"][key]
+    with pytest.raises(Exception) as err:
+        chart.render(values({"deploymentMode": mode}, base=without))
+    assert f"secrets.{key} is required" in str(err.value)
+
+
+def test_personal_data_keys_list_several_keys() -> None:
+    keys = "2026a:Y2ktb25seS1wZXJzb25hbC1kYXRhLWtleS0yMDI2YSE=,2025-b_old:Y2ktb25seS1wZXJzb25hbC1kYXRhLWtleS0yMDI1YiE="
+    secret = by_name(render(values({"secrets": {"personalDataKeys": keys}})), "Secret")["work4life-secrets"]
+    assert base64.b64decode(secret["data"]["W4L_PERSONAL_DATA_KEYS"]).decode() == keys
 
 
 def test_chart_defaults_alone_ask_for_the_secrets() -> None:

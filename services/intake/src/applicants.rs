@@ -392,9 +392,9 @@ impl Intake {
         let document_hash = input.document_number.as_ref().map(|n| self.vault.lookup(Lookup::Document, &document_key(input.document_type, n)));
         let phone_hash = input.phone.as_ref().map(|p| self.vault.lookup(Lookup::Phone, p));
         let hit: Option<(Uuid, Option<String>, Option<String>, bool)> = sqlx::query_as(
-            "SELECT id, given_name, family_name, document_hash IS NOT DISTINCT FROM $1 FROM applicants \
+            "SELECT id, given_name, family_name, COALESCE(document_hash = $1, false) AS same_document FROM applicants \
              WHERE state = 'active' AND (document_hash = $1 OR phone_hash = $2) AND id IS DISTINCT FROM $3 \
-             ORDER BY (document_hash IS NOT DISTINCT FROM $1) DESC LIMIT 1",
+             ORDER BY same_document DESC LIMIT 1",
         )
         .bind(document_hash)
         .bind(phone_hash)

@@ -755,7 +755,12 @@ impl Intake {
             if scored == 0 {
                 return Err(ServiceError::precondition("NOT_REVIEWED", "REVIEW", name, "no reviewer has scored the application yet"));
             }
-            if call.accepted_count >= i64::from(call.quota) {
+            // A statement of its own, after the lock: it sees every decision committed before.
+            let accepted: i64 = sqlx::query_scalar("SELECT count(*) FROM applications WHERE call_id = $1 AND outcome = 'accepted'")
+                .bind(call.id)
+                .fetch_one(&mut *tx)
+                .await?;
+            if accepted >= i64::from(call.quota) {
                 return Err(ServiceError::precondition(
                     "QUOTA_REACHED",
                     "QUOTA",
