@@ -53,7 +53,13 @@ impl Actor<'_> {
     }
 
     /// Appends an entry by this actor in the caller's transaction.
-    pub async fn record(&self, tx: &mut PgConnection, action: &str, resource: String, details: serde_json::Value) -> Result<i64, ServiceError> {
+    pub async fn record(
+        &self,
+        tx: &mut PgConnection,
+        action: &str,
+        resource: String,
+        details: serde_json::Value,
+    ) -> Result<i64, ServiceError> {
         append(tx, &self.entry(action, resource, details)).await
     }
 }

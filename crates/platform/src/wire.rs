@@ -41,6 +41,27 @@ pub fn format_date(d: Date) -> String {
     format!("{:04}-{:02}-{:02}", d.year(), d.month() as u8, d.day())
 }
 
+/// Keeps going after a field check fails: its violations join `violations` (so a request's
+/// every bad field is reported at once) and the value is `None`.
+pub fn gather<T>(violations: &mut Vec<crate::error::FieldViolation>, result: Result<T, ServiceError>) -> Option<T> {
+    match result {
+        Ok(value) => Some(value),
+        Err(ServiceError::InvalidArgument(mut found)) => {
+            violations.append(&mut found);
+            None
+        }
+        Err(other) => {
+            violations.push(crate::error::FieldViolation::new("", other.to_string()));
+            None
+        }
+    }
+}
+
+/// INVALID_ARGUMENT with every violation, unless there are none.
+pub fn refuse_if_any(violations: Vec<crate::error::FieldViolation>) -> Result<(), ServiceError> {
+    if violations.is_empty() { Ok(()) } else { Err(ServiceError::InvalidArgument(violations)) }
+}
+
 /// The etag of a row version.
 pub fn etag(version: i64) -> String {
     format!("v{version}")

@@ -12,11 +12,11 @@ use work4life_platform::{
     audit::Actor,
     contact::{normalize_email, normalize_phone},
     pagination::{next_page, page_size},
-    wire::{check_etag, etag, format_date, from_timestamp, parse_date, parse_name, timestamp},
+    wire::{check_etag, etag, format_date, from_timestamp, gather, parse_date, parse_name, timestamp},
 };
 use work4life_proto::intake::{
-    Applicant, ApplicantErased, ApplicantRegistered, ApplicantState, Consent, DocumentType, Gender, IdentityDocument, ListApplicantsRequest,
-    PossibleDuplicate, PseudonymousApplicant, PseudonymousApplication,
+    Applicant, ApplicantErased, ApplicantRegistered, ApplicantState, Consent, DocumentType, Gender, IdentityDocument,
+    ListApplicantsRequest, PossibleDuplicate, PseudonymousApplicant, PseudonymousApplication,
 };
 
 use crate::{
@@ -258,7 +258,13 @@ pub fn validate(prefix: &str, a: &Applicant, zones: &[String], today: Date) -> R
     let account = if a.account.is_empty() {
         None
     } else {
-        parse_name(&f("account"), "accounts", &a.account).map_err(|e| if let ServiceError::InvalidArgument(mut e) = e { v.append(&mut e) }).ok()
+        parse_name(&f("account"), "accounts", &a.account)
+            .map_err(|e| {
+                if let ServiceError::InvalidArgument(mut e) = e {
+                    v.append(&mut e)
+                }
+            })
+            .ok()
     };
     match birth_date {
         Some(birth_date) if v.is_empty() => Ok(ApplicantInput {
@@ -375,7 +381,13 @@ impl Intake {
         Ok(out)
     }
 
-    async fn with_duplicates(&self, conn: &mut PgConnection, scope: &Scope, row: &ApplicantRow, full: bool) -> Result<Applicant, ServiceError> {
+    async fn with_duplicates(
+        &self,
+        conn: &mut PgConnection,
+        scope: &Scope,
+        row: &ApplicantRow,
+        full: bool,
+    ) -> Result<Applicant, ServiceError> {
         let mut dups = self.possible_duplicates(conn, scope, &[row.id]).await?;
         self.applicant(row, full, dups.remove(&row.id).unwrap_or_default())
     }
@@ -389,7 +401,8 @@ impl Intake {
         input: &ApplicantInput,
         except: Option<Uuid>,
     ) -> Result<(), ServiceError> {
-        let document_hash = input.document_number.as_ref().map(|n| self.vault.lookup(Lookup::Document, &document_key(input.document_type, n)));
+        let document_hash =
+            input.document_number.as_ref().map(|n| self.vault.lookup(Lookup::Document, &document_key(input.document_type, n)));
         let phone_hash = input.phone.as_ref().map(|p| self.vault.lookup(Lookup::Phone, p));
         let hit: Option<(Uuid, Option<String>, Option<String>, bool)> = sqlx::query_as(
             "SELECT id, given_name, family_name, COALESCE(document_hash = $1, false) AS same_document FROM applicants \
@@ -414,13 +427,12 @@ impl Intake {
 
     /// Flags active records with the same date of birth and resembling names.
     async fn flag_lookalikes(&self, conn: &mut PgConnection, id: Uuid, input: &ApplicantInput) -> Result<Vec<Uuid>, ServiceError> {
-        let candidates: Vec<(Uuid, Option<String>, Option<String>)> = sqlx::query_as(
-            "SELECT id, given_name, family_name FROM applicants WHERE state = 'active' AND birth_date = $1 AND id <> $2",
-        )
-        .bind(input.birth_date)
-        .bind(id)
-        .fetch_all(&mut *conn)
-        .await?;
+        let candidates: Vec<(Uuid, Option<String>, Option<String>)> =
+            sqlx::query_as("SELECT id, given_name, family_name FROM applicants WHERE state = 'active' AND birth_date = $1 AND id <> $2")
+                .bind(input.birth_date)
+                .bind(id)
+                .fetch_all(&mut *conn)
+                .await?;
         let mut flagged = Vec::new();
         for (other, given, family) in candidates {
             let (given, family) = (given.unwrap_or_default(), family.unwrap_or_default());
@@ -491,7 +503,9 @@ impl Intake {
                 input.account = me;
                 None
             }
-            None if staff.is_empty() => return Err(ServiceError::PermissionDenied("only officers, program managers and admins register people")),
+            None if staff.is_empty() => {
+                return Err(ServiceError::PermissionDenied("only officers, program managers and admins register people"));
+            }
             None => return Err(ServiceError::PermissionDenied("your bindings do not cover this zone")),
         };
         self.refuse_exact_duplicates(tx, &Scope::read(p), &input, None).await?;
@@ -527,7 +541,9 @@ impl Intake {
             possible_duplicates: flagged.iter().map(|o| format!("applicants/{o}")).collect(),
         };
         emit(tx, "intake.applicant.registered", &name, "ApplicantRegistered", &event).await?;
-        actor.record(tx, "intake.CreateApplicant", name, serde_json::json!({ "zone": input.zone, "possible_duplicates": flagged.len() })).await?;
+        actor
+            .record(tx, "intake.CreateApplicant", name, serde_json::json!({ "zone": input.zone, "possible_duplicates": flagged.len() }))
+            .await?;
         let row = fetch(tx, &Scope { all: true, ..Scope::default() }, id, false).await?;
         self.with_duplicates(tx, &Scope::read(p), &row, false).await
     }
@@ -554,8 +570,8 @@ impl Intake {
     /// ListApplicants.
     pub async fn list_applicants(&self, actor: &Actor<'_>, r: &ListApplicantsRequest) -> Result<(Vec<Applicant>, String), ServiceError> {
         let scope = Scope::read(actor.principal);
-        let size = page_size(r.page_size)?;
         let mut v = Vec::new();
+        let size = gather(&mut v, page_size(r.page_size)).unwrap_or_default();
         let state = match ApplicantState::try_from(r.state) {
             Ok(ApplicantState::Unspecified) | Ok(ApplicantState::Active) => "active",
             Ok(ApplicantState::Duplicate) => "duplicate",
@@ -584,7 +600,11 @@ impl Intake {
         let by_name = !prefix.is_empty();
         let filter = format!(
             "applicants|{state}|{prefix}|{}|{}|{}|{}|{}",
-            r.phone, r.zone, nationality, document.is_some(), r.possible_duplicates_only
+            r.phone,
+            r.zone,
+            nationality,
+            document.is_some(),
+            r.possible_duplicates_only
         );
         let after: Option<(String, Uuid)> = self.page_tokens.decode(&r.page_token, &filter)?;
         let mut qb = QueryBuilder::<Postgres>::new(format!("SELECT {COLUMNS} FROM applicants a WHERE a.state = "));
@@ -630,8 +650,18 @@ impl Intake {
 
     /// UpdateApplicant: staff in scope or the person; every field re-validated, duplicates rechecked.
     pub async fn update_applicant(&self, actor: &Actor<'_>, wire: &Applicant, mask: &[String]) -> Result<Applicant, ServiceError> {
-        const PATHS: [&str; 10] =
-            ["given_name", "family_name", "birth_date", "gender", "nationality", "languages", "zone", "phone", "email", "identity_document"];
+        const PATHS: [&str; 10] = [
+            "given_name",
+            "family_name",
+            "birth_date",
+            "gender",
+            "nationality",
+            "languages",
+            "zone",
+            "phone",
+            "email",
+            "identity_document",
+        ];
         let id = parse_name("applicant.name", "applicants", &wire.name)?;
         if mask.is_empty() {
             return Err(ServiceError::invalid("update_mask", format!("name the fields to change: {}", PATHS.join(", "))));
@@ -712,20 +742,22 @@ impl Intake {
                 ));
             }
         }
-        sqlx::query("UPDATE applicants SET state = 'duplicate', duplicate_of = $2, version = version + 1, updated_at = now() WHERE id = $1")
-            .bind(id)
-            .bind(keep)
-            .execute(&mut *tx)
-            .await?;
         sqlx::query(
-            "DELETE FROM possible_duplicates WHERE (applicant_id = $1 AND other_id = $2) OR (applicant_id = $2 AND other_id = $1)",
+            "UPDATE applicants SET state = 'duplicate', duplicate_of = $2, version = version + 1, updated_at = now() WHERE id = $1",
         )
         .bind(id)
         .bind(keep)
         .execute(&mut *tx)
         .await?;
+        sqlx::query("DELETE FROM possible_duplicates WHERE (applicant_id = $1 AND other_id = $2) OR (applicant_id = $2 AND other_id = $1)")
+            .bind(id)
+            .bind(keep)
+            .execute(&mut *tx)
+            .await?;
         let name = format!("applicants/{id}");
-        actor.record(&mut tx, "intake.MarkDuplicate", name, serde_json::json!({ "keep": format!("applicants/{keep}"), "reason": reason })).await?;
+        actor
+            .record(&mut tx, "intake.MarkDuplicate", name, serde_json::json!({ "keep": format!("applicants/{keep}"), "reason": reason }))
+            .await?;
         let row = fetch(&mut tx, &Scope { all: true, ..Scope::default() }, id, false).await?;
         let applicant = self.with_duplicates(&mut tx, &read, &row, false).await?;
         tx.commit().await?;
@@ -815,7 +847,9 @@ impl Intake {
                     .collect(),
             })
             .collect::<Vec<_>>();
-        actor.record(&mut tx, "intake.ExportApplicants", "applicants".into(), serde_json::json!({ "zone": zone, "rows": page.len() })).await?;
+        actor
+            .record(&mut tx, "intake.ExportApplicants", "applicants".into(), serde_json::json!({ "zone": zone, "rows": page.len() }))
+            .await?;
         tx.commit().await?;
         Ok((page, next))
     }
@@ -858,7 +892,11 @@ mod tests {
             languages: vec!["fr".into(), "wo".into()],
             zone: "oujda".into(),
             phone: "06 12 34 56 78".into(),
-            identity_document: Some(IdentityDocument { r#type: DocumentType::Passport as i32, number: "ab-123 456".into(), ..Default::default() }),
+            identity_document: Some(IdentityDocument {
+                r#type: DocumentType::Passport as i32,
+                number: "ab-123 456".into(),
+                ..Default::default()
+            }),
             consent: Some(Consent { purpose: "program_participation".into(), text_version: "2026-01".into(), ..Default::default() }),
             ..Default::default()
         }

@@ -10,10 +10,10 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 use work4life_platform::{
     FieldViolation, ServiceError,
-    error::PreconditionViolation,
     audit::Actor,
+    error::PreconditionViolation,
     pagination::{next_page, page_size},
-    wire::{check_etag, etag, parse_name, timestamp},
+    wire::{check_etag, etag, gather, parse_name, refuse_if_any, timestamp},
 };
 use work4life_proto::{
     intake::{
@@ -24,8 +24,9 @@ use work4life_proto::{
 };
 
 use crate::{
-    Intake, emit,
+    Intake,
     calls::{CallRow, fetch_call},
+    emit,
     rules::{self, CallFacts, DraftFacts, MemberFacts, Step, window_of},
     scope::Scope,
 };
@@ -170,7 +171,11 @@ fn application(row: &ApplicationRow, members: &[MemberRow]) -> Application {
         members: members
             .iter()
             .filter(|m| m.application_id == row.id)
-            .map(|m| Member { applicant: format!("applicants/{}", m.applicant_id), role: role_wire(&m.role) as i32, display_name: m.display_name() })
+            .map(|m| Member {
+                applicant: format!("applicants/{}", m.applicant_id),
+                role: role_wire(&m.role) as i32,
+                display_name: m.display_name(),
+            })
             .collect(),
         job_placement: job,
         provided_documents: row.provided_documents.clone(),
@@ -309,14 +314,20 @@ impl Intake {
     ) -> Result<(), ServiceError> {
         let ids: Vec<Uuid> = joiners.iter().map(|j| j.1).collect();
         let seen = crate::applicants::visible(conn, &Scope::read(actor.principal), &ids).await?;
-        let states: HashMap<Uuid, String> =
-            sqlx::query_as::<_, (Uuid, String)>("SELECT id, state FROM applicants WHERE id = ANY($1)").bind(&ids).fetch_all(&mut *conn).await?.into_iter().collect();
+        let states: HashMap<Uuid, String> = sqlx::query_as::<_, (Uuid, String)>("SELECT id, state FROM applicants WHERE id = ANY($1)")
+            .bind(&ids)
+            .fetch_all(&mut *conn)
+            .await?
+            .into_iter()
+            .collect();
         let mut v = Vec::new();
         for (field, id) in joiners {
             match states.get(id) {
                 Some(_) if !seen.contains(id) => v.push(FieldViolation::new(field.clone(), "no such applicant")),
                 None => v.push(FieldViolation::new(field.clone(), "no such applicant")),
-                Some(state) if state != "active" => v.push(FieldViolation::new(field.clone(), format!("the record is {state}, not active"))),
+                Some(state) if state != "active" => {
+                    v.push(FieldViolation::new(field.clone(), format!("the record is {state}, not active")))
+                }
                 Some(_) => {}
             }
         }
@@ -351,13 +362,22 @@ impl Intake {
     pub async fn create_application(&self, tx: &mut PgConnection, actor: &Actor<'_>, a: &Application) -> Result<Application, ServiceError> {
         let p = actor.principal;
         let mut v = Vec::new();
-        let call_id = parse_name("application.call", "calls", &a.call).map_err(|e| if let ServiceError::InvalidArgument(mut e) = e { v.append(&mut e) }).ok();
+        let call_id = parse_name("application.call", "calls", &a.call)
+            .map_err(|e| {
+                if let ServiceError::InvalidArgument(mut e) = e {
+                    v.append(&mut e)
+                }
+            })
+            .ok();
         let members: Vec<Option<NewMember>> =
             a.members.iter().enumerate().map(|(i, m)| validate_member(&mut v, &format!("application.members[{i}]"), m)).collect();
         for (i, m) in a.members.iter().enumerate() {
             if a.members[..i].iter().any(|o| o.applicant == m.applicant) {
                 v.push(FieldViolation::new(format!("application.members[{i}].applicant"), "appears twice"));
             }
+        }
+        if a.zone.trim().is_empty() {
+            v.push(FieldViolation::new("application.zone", "is required: one of the call's zones"));
         }
         let job = a.job_placement.as_ref().map(|j| validate_job(&mut v, j));
         validate_texts(&mut v, &a.title, &a.summary, &a.provided_documents);
@@ -373,6 +393,7 @@ impl Intake {
             None => None,
         };
         if let Some(c) = &call
+            && !a.zone.trim().is_empty()
             && !c.zones.contains(&a.zone)
         {
             v.push(FieldViolation::new("application.zone", format!("must be one of the call's zones: {}", c.zones.join(", "))));
@@ -401,12 +422,23 @@ impl Intake {
         };
         let (_, max) = call.eligibility.0.team_size(&call.window_code);
         if members.len() > max {
-            return Err(ServiceError::precondition("TEAM_FULL", "TEAM_SIZE", "application.members", format!("this call takes at most {max} members")));
+            return Err(ServiceError::precondition(
+                "TEAM_FULL",
+                "TEAM_SIZE",
+                "application.members",
+                format!("this call takes at most {max} members"),
+            ));
         }
         if members.iter().filter(|m| m.role == "representative").count() > 1 {
-            return Err(ServiceError::precondition("REPRESENTATIVE_EXISTS", "REPRESENTATIVE", "application.members", "only one member is the representative"));
+            return Err(ServiceError::precondition(
+                "REPRESENTATIVE_EXISTS",
+                "REPRESENTATIVE",
+                "application.members",
+                "only one member is the representative",
+            ));
         }
-        let joiners: Vec<(String, Uuid)> = members.iter().enumerate().map(|(i, m)| (format!("application.members[{i}].applicant"), m.id)).collect();
+        let joiners: Vec<(String, Uuid)> =
+            members.iter().enumerate().map(|(i, m)| (format!("application.members[{i}].applicant"), m.id)).collect();
         self.check_joiners(tx, actor, call.id, &joiners).await?;
         let id = Uuid::now_v7();
         sqlx::query(
@@ -440,23 +472,25 @@ impl Intake {
     }
 
     /// ListApplications, newest first.
-    pub async fn list_applications(&self, actor: &Actor<'_>, r: &ListApplicationsRequest) -> Result<(Vec<Application>, String), ServiceError> {
+    pub async fn list_applications(
+        &self,
+        actor: &Actor<'_>,
+        r: &ListApplicationsRequest,
+    ) -> Result<(Vec<Application>, String), ServiceError> {
         let scope = Scope::read(actor.principal);
-        let size = page_size(r.page_size)?;
         let mut v = Vec::new();
-        let call = if r.call.is_empty() { None } else { parse_name("call", "calls", &r.call).map_err(|e| v.push(e)).ok() };
-        let applicant = if r.applicant.is_empty() { None } else { parse_name("applicant", "applicants", &r.applicant).map_err(|e| v.push(e)).ok() };
+        let size = gather(&mut v, page_size(r.page_size)).unwrap_or_default();
+        let call = if r.call.is_empty() { None } else { gather(&mut v, parse_name("call", "calls", &r.call)) };
+        let applicant = if r.applicant.is_empty() { None } else { gather(&mut v, parse_name("applicant", "applicants", &r.applicant)) };
         let state = match ApplicationState::try_from(r.state) {
             Ok(ApplicationState::Unspecified) => None,
             Ok(s) => Some(s.as_str_name().trim_start_matches("APPLICATION_STATE_").to_lowercase()),
             Err(_) => {
-                v.push(ServiceError::invalid("state", "is not an application state"));
+                v.push(FieldViolation::new("state", "is not an application state"));
                 None
             }
         };
-        if let Some(first) = v.into_iter().next() {
-            return Err(first);
-        }
+        refuse_if_any(v)?;
         let filter = format!("applications|{}|{}|{}|{}", r.call, r.state, r.zone, r.applicant);
         let after: Option<Uuid> = self.page_tokens.decode(&r.page_token, &filter)?;
         let mut qb = QueryBuilder::<Postgres>::new(format!("{SELECT} WHERE TRUE"));
@@ -522,7 +556,11 @@ impl Intake {
         .bind(if has("summary") { a.summary.trim().to_string() } else { row.summary.clone() })
         .bind(&zone)
         .bind(if has("job_placement") { job.map(Json) } else { row.job_placement.clone() })
-        .bind(if has("provided_documents") { a.provided_documents.iter().map(|d| d.trim().to_string()).collect() } else { row.provided_documents.clone() })
+        .bind(if has("provided_documents") {
+            a.provided_documents.iter().map(|d| d.trim().to_string()).collect()
+        } else {
+            row.provided_documents.clone()
+        })
         .execute(&mut *tx)
         .await?;
         actor.record(&mut tx, "intake.UpdateApplication", a.name.clone(), serde_json::json!({ "fields": mask })).await?;
@@ -532,9 +570,15 @@ impl Intake {
     }
 
     /// AddMember to a draft.
-    pub async fn add_member(&self, actor: &Actor<'_>, name: &str, member: Option<&Member>, etag_sent: &str) -> Result<Application, ServiceError> {
-        let id = parse_name("application", "applications", name)?;
+    pub async fn add_member(
+        &self,
+        actor: &Actor<'_>,
+        name: &str,
+        member: Option<&Member>,
+        etag_sent: &str,
+    ) -> Result<Application, ServiceError> {
         let mut v = Vec::new();
+        let id = gather(&mut v, parse_name("application", "applications", name));
         let new = match member {
             None => {
                 v.push(FieldViolation::new("member", "is required"));
@@ -542,7 +586,7 @@ impl Intake {
             }
             Some(m) => validate_member(&mut v, "member", m),
         };
-        let (Some(new), true) = (new, v.is_empty()) else { return Err(ServiceError::InvalidArgument(v)) };
+        let (Some(id), Some(new), true) = (id, new, v.is_empty()) else { return Err(ServiceError::InvalidArgument(v)) };
         let mut tx = work4life_platform::db::begin(&self.pool).await?;
         let row = self.editable(&mut tx, actor, id).await?;
         rules::next_state(name, &row.state, row.outcome.as_deref(), Step::Edit)?;
@@ -557,7 +601,12 @@ impl Intake {
             return Err(ServiceError::precondition("TEAM_FULL", "TEAM_SIZE", name, format!("this call takes at most {max} members")));
         }
         if new.role == "representative" && current.iter().any(|m| m.role == "representative") {
-            return Err(ServiceError::precondition("REPRESENTATIVE_EXISTS", "REPRESENTATIVE", name, "the application has a representative already"));
+            return Err(ServiceError::precondition(
+                "REPRESENTATIVE_EXISTS",
+                "REPRESENTATIVE",
+                name,
+                "the application has a representative already",
+            ));
         }
         self.check_joiners(&mut tx, actor, row.call_id, &[("member.applicant".into(), new.id)]).await?;
         let position: i32 = sqlx::query_scalar("SELECT COALESCE(max(position) + 1, 0) FROM application_members WHERE application_id = $1")
@@ -566,16 +615,31 @@ impl Intake {
             .await?;
         insert_member(&mut tx, id, row.call_id, new.id, new.role, position).await?;
         bump(&mut tx, id).await?;
-        actor.record(&mut tx, "intake.AddMember", name.into(), serde_json::json!({ "applicant": format!("applicants/{}", new.id), "role": new.role })).await?;
+        actor
+            .record(
+                &mut tx,
+                "intake.AddMember",
+                name.into(),
+                serde_json::json!({ "applicant": format!("applicants/{}", new.id), "role": new.role }),
+            )
+            .await?;
         let out = self.respond(&mut tx, id).await?;
         tx.commit().await?;
         Ok(out)
     }
 
     /// RemoveMember from a draft.
-    pub async fn remove_member(&self, actor: &Actor<'_>, name: &str, applicant: &str, etag_sent: &str) -> Result<Application, ServiceError> {
-        let id = parse_name("application", "applications", name)?;
-        let member = parse_name("applicant", "applicants", applicant)?;
+    pub async fn remove_member(
+        &self,
+        actor: &Actor<'_>,
+        name: &str,
+        applicant: &str,
+        etag_sent: &str,
+    ) -> Result<Application, ServiceError> {
+        let mut v = Vec::new();
+        let id = gather(&mut v, parse_name("application", "applications", name));
+        let member = gather(&mut v, parse_name("applicant", "applicants", applicant));
+        let (Some(id), Some(member)) = (id, member) else { return Err(ServiceError::InvalidArgument(v)) };
         let mut tx = work4life_platform::db::begin(&self.pool).await?;
         let row = self.editable(&mut tx, actor, id).await?;
         rules::next_state(name, &row.state, row.outcome.as_deref(), Step::Edit)?;
@@ -619,8 +683,12 @@ impl Intake {
             employer: job.employer.map(|e| format!("organizations/{e}")).unwrap_or_default(),
             job_title: job.job_title,
         };
-        let facts =
-            CallFacts { window: call.window_code.clone(), zones: call.zones.clone(), opens_on: call.opens_at.date(), eligibility: call.eligibility.0.clone() };
+        let facts = CallFacts {
+            window: call.window_code.clone(),
+            zones: call.zones.clone(),
+            opens_on: call.opens_at.date(),
+            eligibility: call.eligibility.0.clone(),
+        };
         Ok(rules::findings(&facts, &draft))
     }
 
@@ -655,7 +723,10 @@ impl Intake {
         if !findings.is_empty() {
             return Err(ServiceError::FailedPrecondition {
                 reason: "NOT_ELIGIBLE",
-                violations: findings.into_iter().map(|f| PreconditionViolation { kind: f.rule.into(), subject: f.field, description: f.description }).collect(),
+                violations: findings
+                    .into_iter()
+                    .map(|f| PreconditionViolation { kind: f.rule.into(), subject: f.field, description: f.description })
+                    .collect(),
             });
         }
         sqlx::query("UPDATE applications SET state = $2, submitted_at = now(), version = version + 1, updated_at = now() WHERE id = $1")
@@ -697,7 +768,9 @@ impl Intake {
         .execute(&mut *tx)
         .await?;
         sqlx::query("UPDATE application_members SET active = false WHERE application_id = $1").bind(id).execute(&mut *tx).await?;
-        actor.record(&mut tx, "intake.WithdrawApplication", name.into(), serde_json::json!({ "reason": reason.trim(), "from": row.state })).await?;
+        actor
+            .record(&mut tx, "intake.WithdrawApplication", name.into(), serde_json::json!({ "reason": reason.trim(), "from": row.state }))
+            .await?;
         let out = self.respond(&mut tx, id).await?;
         tx.commit().await?;
         Ok(out)
@@ -750,7 +823,10 @@ impl Intake {
         // Lock the call: decisions on one call are serialised, so the quota holds under concurrency.
         let call = fetch_call(&mut tx, row.call_id, true).await?;
         let (average, scored): (Option<f64>, i64) =
-            sqlx::query_as("SELECT avg(total), count(*) FROM reviews WHERE application_id = $1 AND state = 'scored'").bind(id).fetch_one(&mut *tx).await?;
+            sqlx::query_as("SELECT avg(total), count(*) FROM reviews WHERE application_id = $1 AND state = 'scored'")
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?;
         if outcome == Outcome::Accepted {
             if scored == 0 {
                 return Err(ServiceError::precondition("NOT_REVIEWED", "REVIEW", name, "no reviewer has scored the application yet"));
@@ -797,10 +873,13 @@ impl Intake {
             decision: out.decision.clone(),
             recipients: recipients(&members_of(&mut tx, &[id]).await?),
             employer: job.employer.map(|e| format!("organizations/{e}")).unwrap_or_default(),
-            monthly_salary: (!job.salary_currency.is_empty()).then(|| Money { currency_code: job.salary_currency, amount_minor: job.salary_minor }),
+            monthly_salary: (!job.salary_currency.is_empty())
+                .then_some(Money { currency_code: job.salary_currency, amount_minor: job.salary_minor }),
         };
         emit(&mut tx, "intake.application.decided", name, "ApplicationDecided", &event).await?;
-        actor.record(&mut tx, "intake.DecideApplication", name.into(), serde_json::json!({ "outcome": code, "reason": reason.trim() })).await?;
+        actor
+            .record(&mut tx, "intake.DecideApplication", name.into(), serde_json::json!({ "outcome": code, "reason": reason.trim() }))
+            .await?;
         tx.commit().await?;
         Ok(out)
     }
@@ -818,7 +897,14 @@ fn recipients(members: &[MemberRow]) -> Vec<Recipient> {
         .collect()
 }
 
-async fn insert_member(conn: &mut PgConnection, application: Uuid, call: Uuid, applicant: Uuid, role: &str, position: i32) -> Result<(), ServiceError> {
+async fn insert_member(
+    conn: &mut PgConnection,
+    application: Uuid,
+    call: Uuid,
+    applicant: Uuid,
+    role: &str,
+    position: i32,
+) -> Result<(), ServiceError> {
     sqlx::query("INSERT INTO application_members (application_id, applicant_id, call_id, role, position) VALUES ($1, $2, $3, $4, $5)")
         .bind(application)
         .bind(applicant)
@@ -834,9 +920,12 @@ async fn insert_member(conn: &mut PgConnection, application: Uuid, call: Uuid, a
                 format!("applicants/{applicant}"),
                 "this applicant is already in an active application to this call",
             ),
-            Some("application_members_one_representative") => {
-                ServiceError::precondition("REPRESENTATIVE_EXISTS", "REPRESENTATIVE", format!("applications/{application}"), "only one representative")
-            }
+            Some("application_members_one_representative") => ServiceError::precondition(
+                "REPRESENTATIVE_EXISTS",
+                "REPRESENTATIVE",
+                format!("applications/{application}"),
+                "only one representative",
+            ),
             _ => e.into(),
         })?;
     Ok(())

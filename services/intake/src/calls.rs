@@ -8,7 +8,7 @@ use work4life_platform::{
     FieldViolation, ServiceError,
     audit::Actor,
     pagination::{next_page, page_size},
-    wire::{format_date, from_timestamp, parse_date, parse_name, timestamp},
+    wire::{format_date, from_timestamp, gather, parse_date, parse_name, timestamp},
 };
 use work4life_proto::{
     intake::{Call, CallState, CloseCallRequest, Criterion as WireCriterion, EligibilityRules, ListCallsRequest, Program},
@@ -65,7 +65,10 @@ pub fn program_code(field: &str, name: &str) -> Result<String, ServiceError> {
 }
 
 fn is_code(c: &str) -> bool {
-    !c.is_empty() && c.len() <= 40 && c.starts_with(|ch: char| ch.is_ascii_lowercase()) && c.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    !c.is_empty()
+        && c.len() <= 40
+        && c.starts_with(|ch: char| ch.is_ascii_lowercase())
+        && c.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
 /// A call row, with its program's code and how many applications it accepted.
@@ -252,10 +255,11 @@ impl Intake {
         let mut v = Vec::new();
         let program = match program_code("call.program", &c.program) {
             Ok(code) => {
-                let found = sqlx::query_as::<_, ProgramRow>(sqlx::AssertSqlSafe(format!("SELECT {PROGRAM_COLUMNS} FROM programs WHERE code = $1")))
-                    .bind(&code)
-                    .fetch_optional(&mut *tx)
-                    .await?;
+                let found =
+                    sqlx::query_as::<_, ProgramRow>(sqlx::AssertSqlSafe(format!("SELECT {PROGRAM_COLUMNS} FROM programs WHERE code = $1")))
+                        .bind(&code)
+                        .fetch_optional(&mut *tx)
+                        .await?;
                 if found.is_none() {
                     v.push(FieldViolation::new("call.program", format!("programs/{code} does not exist")));
                 }
@@ -291,7 +295,13 @@ impl Intake {
                 v.push(FieldViolation::new(field, "is required"));
                 None
             }
-            Some(t) => from_timestamp(field, t).map_err(|e| if let ServiceError::InvalidArgument(mut e) = e { v.append(&mut e) }).ok(),
+            Some(t) => from_timestamp(field, t)
+                .map_err(|e| {
+                    if let ServiceError::InvalidArgument(mut e) = e {
+                        v.append(&mut e)
+                    }
+                })
+                .ok(),
         };
         let opens = time_of("call.open_time", &c.open_time);
         let closes = time_of("call.close_time", &c.close_time);
@@ -347,8 +357,11 @@ impl Intake {
             required_documents: e.required_documents.iter().map(|d| d.trim().to_string()).filter(|d| !d.is_empty()).collect(),
             identity_document_required: e.identity_document_required,
         };
-        let rubric: Vec<Criterion> =
-            c.rubric.iter().map(|k| Criterion { id: k.id.clone(), title: k.title.trim().into(), weight: k.weight, max_score: k.max_score }).collect();
+        let rubric: Vec<Criterion> = c
+            .rubric
+            .iter()
+            .map(|k| Criterion { id: k.id.clone(), title: k.title.trim().into(), weight: k.weight, max_score: k.max_score })
+            .collect();
         let id = Uuid::now_v7();
         let mut zones = c.zones.clone();
         zones.dedup();
@@ -381,8 +394,8 @@ impl Intake {
 
     /// ListCalls, newest first.
     pub async fn list_calls(&self, r: &ListCallsRequest) -> Result<(Vec<Call>, String), ServiceError> {
-        let size = page_size(r.page_size)?;
         let mut v = Vec::new();
+        let size = gather(&mut v, page_size(r.page_size)).unwrap_or_default();
         let program = if r.program.is_empty() {
             None
         } else {

@@ -3,22 +3,23 @@
 
 use tonic::{Request, Response, Status};
 use work4life_platform::{
-    ServiceError,
+    FieldViolation, ServiceError,
     audit::Actor,
     auth::principal,
     idempotency::{Begun, begin_optional, request_hash},
-    wire::{parse_name, request_id, source},
+    wire::{gather, parse_name, request_id, source},
 };
 use work4life_proto::intake::{
-    AddMemberRequest, AddMemberResponse, ApplicantView, AssignReviewerRequest, AssignReviewerResponse, CheckEligibilityRequest,
-    CheckEligibilityResponse, CloseCallRequest, CloseCallResponse, CreateApplicantRequest, CreateApplicantResponse, CreateApplicationRequest,
-    CreateApplicationResponse, CreateCallRequest, CreateCallResponse, CreateProgramRequest, CreateProgramResponse, DecideApplicationRequest,
-    DecideApplicationResponse, DeclareConflictRequest, DeclareConflictResponse, ErasePersonalDataRequest, ErasePersonalDataResponse,
-    ExportApplicantsRequest, ExportApplicantsResponse, GetApplicantRequest, GetApplicantResponse, GetApplicationRequest, GetApplicationResponse,
-    GetCallRequest, GetCallResponse, GetProgramRequest, GetProgramResponse, ListApplicantsRequest, ListApplicantsResponse,
-    ListApplicationsRequest, ListApplicationsResponse, ListCallsRequest, ListCallsResponse, ListProgramsRequest, ListProgramsResponse,
-    ListReviewsRequest, ListReviewsResponse, MarkDuplicateRequest, MarkDuplicateResponse, RemoveMemberRequest, RemoveMemberResponse,
-    ScoreApplicationRequest, ScoreApplicationResponse, StartReviewRequest, StartReviewResponse, StartScreeningRequest, StartScreeningResponse,
+    AddMemberRequest, AddMemberResponse, Applicant, ApplicantView, Application, AssignReviewerRequest, AssignReviewerResponse,
+    CheckEligibilityRequest, CheckEligibilityResponse, CloseCallRequest, CloseCallResponse, CreateApplicantRequest,
+    CreateApplicantResponse, CreateApplicationRequest, CreateApplicationResponse, CreateCallRequest, CreateCallResponse,
+    CreateProgramRequest, CreateProgramResponse, DecideApplicationRequest, DecideApplicationResponse, DeclareConflictRequest,
+    DeclareConflictResponse, ErasePersonalDataRequest, ErasePersonalDataResponse, ExportApplicantsRequest, ExportApplicantsResponse,
+    GetApplicantRequest, GetApplicantResponse, GetApplicationRequest, GetApplicationResponse, GetCallRequest, GetCallResponse,
+    GetProgramRequest, GetProgramResponse, ListApplicantsRequest, ListApplicantsResponse, ListApplicationsRequest,
+    ListApplicationsResponse, ListCallsRequest, ListCallsResponse, ListProgramsRequest, ListProgramsResponse, ListReviewsRequest,
+    ListReviewsResponse, MarkDuplicateRequest, MarkDuplicateResponse, RemoveMemberRequest, RemoveMemberResponse, ScoreApplicationRequest,
+    ScoreApplicationResponse, StartReviewRequest, StartReviewResponse, StartScreeningRequest, StartScreeningResponse,
     SubmitApplicationRequest, SubmitApplicationResponse, UpdateApplicantRequest, UpdateApplicantResponse, UpdateApplicationRequest,
     UpdateApplicationResponse, WithdrawApplicationRequest, WithdrawApplicationResponse, intake_service_server::IntakeService,
 };
@@ -56,7 +57,8 @@ impl IntakeService for IntakeApi {
         match begin_optional(&self.0.pool, &scope, &r.request_id, &request_hash(r)).await? {
             Begun::Replay(response) => Ok(Response::new(response)),
             Begun::Fresh(mut fresh) => {
-                let program = self.0.create_program(&mut fresh.tx, &actor, r.program.as_ref().unwrap_or(&Default::default()), &r.program_id).await?;
+                let program =
+                    self.0.create_program(&mut fresh.tx, &actor, r.program.as_ref().unwrap_or(&Default::default()), &r.program_id).await?;
                 let response = CreateProgramResponse { program: Some(program) };
                 fresh.commit(&response).await?;
                 Ok(Response::new(response))
@@ -81,13 +83,18 @@ impl IntakeService for IntakeApi {
         let r = request.get_ref();
         required("applicant", &r.applicant)?;
         let scope = format!("intake.CreateApplicant:{}", actor.principal.subject);
-        match begin_optional(&self.0.pool, &scope, &r.request_id, &request_hash(r)).await? {
-            Begun::Replay(response) => Ok(Response::new(response)),
+        match begin_optional::<CreateApplicantResponse>(&self.0.pool, &scope, &r.request_id, &request_hash(r)).await? {
+            Begun::Replay(stored) => {
+                let id = parse_name("request_id", "applicants", &stored.applicant.unwrap_or_default().name)?;
+                Ok(Response::new(CreateApplicantResponse { applicant: Some(self.0.get_applicant(&actor, id, false).await?) }))
+            }
             Begun::Fresh(mut fresh) => {
                 let applicant = self.0.create_applicant(&mut fresh.tx, &actor, r.applicant.as_ref().unwrap_or(&Default::default())).await?;
-                let response = CreateApplicantResponse { applicant: Some(applicant) };
-                fresh.commit(&response).await?;
-                Ok(Response::new(response))
+                // Only the name rests with the request id: no personal data outlives an erasure there.
+                fresh
+                    .commit(&CreateApplicantResponse { applicant: Some(Applicant { name: applicant.name.clone(), ..Default::default() }) })
+                    .await?;
+                Ok(Response::new(CreateApplicantResponse { applicant: Some(applicant) }))
             }
         }
     }
@@ -114,28 +121,33 @@ impl IntakeService for IntakeApi {
         actor!(request, actor);
         let r = request.get_ref();
         required("applicant", &r.applicant)?;
-        let applicant = self.0.update_applicant(&actor, r.applicant.as_ref().unwrap_or(&Default::default()), &mask_paths(&r.update_mask)).await?;
+        let applicant =
+            self.0.update_applicant(&actor, r.applicant.as_ref().unwrap_or(&Default::default()), &mask_paths(&r.update_mask)).await?;
         Ok(Response::new(UpdateApplicantResponse { applicant: Some(applicant) }))
     }
 
     async fn mark_duplicate(&self, request: Request<MarkDuplicateRequest>) -> Result<Response<MarkDuplicateResponse>, Status> {
         actor!(request, actor);
         let r = request.get_ref();
-        let id = parse_name("name", "applicants", &r.name)?;
-        let keep = parse_name("keep", "applicants", &r.keep)?;
+        let mut v = Vec::new();
+        let id = gather(&mut v, parse_name("name", "applicants", &r.name));
+        let keep = gather(&mut v, parse_name("keep", "applicants", &r.keep));
         if r.reason.trim().is_empty() {
-            return Err(ServiceError::invalid("reason", "is required").into());
+            v.push(FieldViolation::new("reason", "is required"));
         }
+        let (Some(id), Some(keep), true) = (id, keep, v.is_empty()) else { return Err(ServiceError::InvalidArgument(v).into()) };
         Ok(Response::new(MarkDuplicateResponse { applicant: Some(self.0.mark_duplicate(&actor, id, keep, r.reason.trim()).await?) }))
     }
 
     async fn erase_personal_data(&self, request: Request<ErasePersonalDataRequest>) -> Result<Response<ErasePersonalDataResponse>, Status> {
         actor!(request, actor);
         let r = request.get_ref();
-        let id = parse_name("name", "applicants", &r.name)?;
+        let mut v = Vec::new();
+        let id = gather(&mut v, parse_name("name", "applicants", &r.name));
         if r.reason.trim().is_empty() {
-            return Err(ServiceError::invalid("reason", "is required: record why the data is erased").into());
+            v.push(FieldViolation::new("reason", "is required: record why the data is erased"));
         }
+        let (Some(id), true) = (id, v.is_empty()) else { return Err(ServiceError::InvalidArgument(v).into()) };
         Ok(Response::new(ErasePersonalDataResponse { applicant: Some(self.0.erase(&actor, id, r.reason.trim()).await?) }))
     }
 
@@ -183,14 +195,18 @@ impl IntakeService for IntakeApi {
         let r = request.get_ref();
         required("application", &r.application)?;
         let scope = format!("intake.CreateApplication:{}", actor.principal.subject);
-        match begin_optional(&self.0.pool, &scope, &r.request_id, &request_hash(r)).await? {
-            Begun::Replay(response) => Ok(Response::new(response)),
+        match begin_optional::<CreateApplicationResponse>(&self.0.pool, &scope, &r.request_id, &request_hash(r)).await? {
+            Begun::Replay(stored) => {
+                let id = parse_name("request_id", "applications", &stored.application.unwrap_or_default().name)?;
+                Ok(Response::new(CreateApplicationResponse { application: Some(self.0.get_application(&actor, id).await?) }))
+            }
             Begun::Fresh(mut fresh) => {
                 let application =
                     self.0.create_application(&mut fresh.tx, &actor, r.application.as_ref().unwrap_or(&Default::default())).await?;
-                let response = CreateApplicationResponse { application: Some(application) };
-                fresh.commit(&response).await?;
-                Ok(Response::new(response))
+                // Only the name rests with the request id (members' names are personal data).
+                let stored = Application { name: application.name.clone(), ..Default::default() };
+                fresh.commit(&CreateApplicationResponse { application: Some(stored) }).await?;
+                Ok(Response::new(CreateApplicationResponse { application: Some(application) }))
             }
         }
     }
@@ -219,13 +235,17 @@ impl IntakeService for IntakeApi {
     async fn add_member(&self, request: Request<AddMemberRequest>) -> Result<Response<AddMemberResponse>, Status> {
         actor!(request, actor);
         let r = request.get_ref();
-        Ok(Response::new(AddMemberResponse { application: Some(self.0.add_member(&actor, &r.application, r.member.as_ref(), &r.etag).await?) }))
+        Ok(Response::new(AddMemberResponse {
+            application: Some(self.0.add_member(&actor, &r.application, r.member.as_ref(), &r.etag).await?),
+        }))
     }
 
     async fn remove_member(&self, request: Request<RemoveMemberRequest>) -> Result<Response<RemoveMemberResponse>, Status> {
         actor!(request, actor);
         let r = request.get_ref();
-        Ok(Response::new(RemoveMemberResponse { application: Some(self.0.remove_member(&actor, &r.application, &r.applicant, &r.etag).await?) }))
+        Ok(Response::new(RemoveMemberResponse {
+            application: Some(self.0.remove_member(&actor, &r.application, &r.applicant, &r.etag).await?),
+        }))
     }
 
     async fn check_eligibility(&self, request: Request<CheckEligibilityRequest>) -> Result<Response<CheckEligibilityResponse>, Status> {
@@ -240,7 +260,10 @@ impl IntakeService for IntakeApi {
         Ok(Response::new(SubmitApplicationResponse { application: Some(self.0.submit(&actor, &r.name, &r.etag).await?) }))
     }
 
-    async fn withdraw_application(&self, request: Request<WithdrawApplicationRequest>) -> Result<Response<WithdrawApplicationResponse>, Status> {
+    async fn withdraw_application(
+        &self,
+        request: Request<WithdrawApplicationRequest>,
+    ) -> Result<Response<WithdrawApplicationResponse>, Status> {
         actor!(request, actor);
         let r = request.get_ref();
         Ok(Response::new(WithdrawApplicationResponse { application: Some(self.0.withdraw(&actor, &r.name, &r.reason, &r.etag).await?) }))
@@ -255,7 +278,9 @@ impl IntakeService for IntakeApi {
 
     async fn start_review(&self, request: Request<StartReviewRequest>) -> Result<Response<StartReviewResponse>, Status> {
         actor!(request, actor);
-        Ok(Response::new(StartReviewResponse { application: Some(self.0.advance(&actor, &request.get_ref().name, Step::StartReview).await?) }))
+        Ok(Response::new(StartReviewResponse {
+            application: Some(self.0.advance(&actor, &request.get_ref().name, Step::StartReview).await?),
+        }))
     }
 
     async fn decide_application(&self, request: Request<DecideApplicationRequest>) -> Result<Response<DecideApplicationResponse>, Status> {

@@ -64,7 +64,8 @@ impl Vault {
         let mut nonce = [0u8; NONCE_LEN];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         let aad = [id.as_bytes().as_slice(), field.as_bytes()].concat();
-        let sealed = cipher.encrypt(Nonce::from_slice(&nonce), Payload { msg: plain.as_bytes(), aad: &aad }).map_err(|_| internal("seal"))?;
+        let sealed =
+            cipher.encrypt(Nonce::from_slice(&nonce), Payload { msg: plain.as_bytes(), aad: &aad }).map_err(|_| internal("seal"))?;
         Ok([nonce.as_slice(), &sealed].concat())
     }
 

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use work4life_platform::{
     FieldViolation, ServiceError,
     audit::Actor,
-    wire::{parse_name, timestamp},
+    wire::{gather, parse_name, refuse_if_any, timestamp},
 };
 use work4life_proto::intake::{CriterionScore, Review, ReviewState};
 
@@ -55,7 +55,9 @@ fn review(r: &ReviewRow) -> Review {
         scores: r
             .scores
             .as_ref()
-            .map(|s| s.0.iter().map(|s| CriterionScore { criterion: s.criterion.clone(), score: s.score, comment: s.comment.clone() }).collect())
+            .map(|s| {
+                s.0.iter().map(|s| CriterionScore { criterion: s.criterion.clone(), score: s.score, comment: s.comment.clone() }).collect()
+            })
             .unwrap_or_default(),
         comment: r.comment.clone(),
         total: r.total.unwrap_or_default(),
@@ -87,8 +89,10 @@ async fn fetch_review(conn: &mut PgConnection, app: Uuid, reviewer: Uuid) -> Res
 impl Intake {
     /// AssignReviewer.
     pub async fn assign_reviewer(&self, actor: &Actor<'_>, application: &str, reviewer: &str) -> Result<Review, ServiceError> {
-        let id = parse_name("application", "applications", application)?;
-        let reviewer = parse_name("reviewer", "accounts", reviewer)?;
+        let mut v = Vec::new();
+        let id = gather(&mut v, parse_name("application", "applications", application));
+        let reviewer = gather(&mut v, parse_name("reviewer", "accounts", reviewer));
+        let (Some(id), Some(reviewer)) = (id, reviewer) else { return Err(ServiceError::InvalidArgument(v)) };
         let p = actor.principal;
         let mut tx = work4life_platform::db::begin(&self.pool).await?;
         let row = fetch(&mut tx, &Scope::read(p), id, true).await?;
@@ -96,15 +100,14 @@ impl Intake {
             return Err(ServiceError::PermissionDenied("program managers in scope and admins assign reviewers"));
         }
         rules::next_state(application, &row.state, row.outcome.as_deref(), Step::AssignReviewer)?;
-        let inserted = sqlx::query(
-            "INSERT INTO reviews (application_id, reviewer_id, assigned_by) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-        )
-        .bind(id)
-        .bind(reviewer)
-        .bind(&p.subject)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        let inserted =
+            sqlx::query("INSERT INTO reviews (application_id, reviewer_id, assigned_by) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+                .bind(id)
+                .bind(reviewer)
+                .bind(&p.subject)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
         if inserted == 0 {
             return Err(ServiceError::AlreadyExists {
                 resource: format!("applications/{id}/reviews/{reviewer}"),
@@ -120,7 +123,12 @@ impl Intake {
     }
 
     /// Loads the caller's own review of an application they can see.
-    async fn own_review(&self, conn: &mut PgConnection, actor: &Actor<'_>, name: &str) -> Result<(crate::applications::ApplicationRow, ReviewRow), ServiceError> {
+    async fn own_review(
+        &self,
+        conn: &mut PgConnection,
+        actor: &Actor<'_>,
+        name: &str,
+    ) -> Result<(crate::applications::ApplicationRow, ReviewRow), ServiceError> {
         let (app, reviewer) = parse_review(name)?;
         let row = fetch(conn, &Scope::read(actor.principal), app, true).await?;
         let found = fetch_review(conn, app, reviewer).await?;
@@ -132,15 +140,22 @@ impl Intake {
 
     /// DeclareConflict.
     pub async fn declare_conflict(&self, actor: &Actor<'_>, name: &str, reason: &str) -> Result<Review, ServiceError> {
-        parse_review(name)?;
+        let mut v = Vec::new();
+        gather(&mut v, parse_review(name));
         if reason.trim().is_empty() {
-            return Err(ServiceError::invalid("reason", "is required: say what the conflict is"));
+            v.push(FieldViolation::new("reason", "is required: say what the conflict is"));
         }
+        refuse_if_any(v)?;
         let mut tx = work4life_platform::db::begin(&self.pool).await?;
         let (row, found) = self.own_review(&mut tx, actor, name).await?;
         rules::next_state(name, &row.state, row.outcome.as_deref(), Step::AssignReviewer)?;
         if found.state != "assigned" {
-            return Err(ServiceError::precondition("INVALID_STATE", "STATE", name, format!("the review is {}", found.state.replace('_', " "))));
+            return Err(ServiceError::precondition(
+                "INVALID_STATE",
+                "STATE",
+                name,
+                format!("the review is {}", found.state.replace('_', " ")),
+            ));
         }
         sqlx::query("UPDATE reviews SET state = 'conflict_declared', conflict_reason = $3 WHERE application_id = $1 AND reviewer_id = $2")
             .bind(found.application_id)
@@ -184,12 +199,19 @@ impl Intake {
         }
         rules::next_state(name, &row.state, row.outcome.as_deref(), Step::Score)?;
         if found.state != "assigned" {
-            return Err(ServiceError::precondition("INVALID_STATE", "STATE", name, format!("the review is {}", found.state.replace('_', " "))));
+            return Err(ServiceError::precondition(
+                "INVALID_STATE",
+                "STATE",
+                name,
+                format!("the review is {}", found.state.replace('_', " ")),
+            ));
         }
         let pairs: Vec<(String, i32)> = scores.iter().map(|s| (s.criterion.clone(), s.score)).collect();
         let total = rules::weighted_total(rubric, &pairs);
-        let stored: Vec<StoredScore> =
-            scores.iter().map(|s| StoredScore { criterion: s.criterion.clone(), score: s.score, comment: s.comment.trim().into() }).collect();
+        let stored: Vec<StoredScore> = scores
+            .iter()
+            .map(|s| StoredScore { criterion: s.criterion.clone(), score: s.score, comment: s.comment.trim().into() })
+            .collect();
         sqlx::query(
             "UPDATE reviews SET state = 'scored', scores = $3, comment = $4, total = $5, scored_at = now() \
              WHERE application_id = $1 AND reviewer_id = $2",

@@ -75,7 +75,9 @@ pub fn weighted_total(rubric: &[Criterion], scores: &[(String, i32)]) -> f64 {
     }
     let points: f64 = rubric
         .iter()
-        .filter_map(|c| scores.iter().find(|(id, _)| *id == c.id).map(|(_, s)| f64::from(c.weight) * f64::from(*s) / f64::from(c.max_score)))
+        .filter_map(|c| {
+            scores.iter().find(|(id, _)| *id == c.id).map(|(_, s)| f64::from(c.weight) * f64::from(*s) / f64::from(c.max_score))
+        })
         .sum();
     (points / weights as f64 * 100.0 * 100.0).round() / 100.0
 }
@@ -174,7 +176,11 @@ pub fn findings(call: &CallFacts, draft: &DraftFacts) -> Vec<Finding> {
     }
     let representatives = draft.members.iter().filter(|m| m.role == "representative").count();
     if n > 0 && representatives != 1 {
-        out.push(finding("REPRESENTATIVE", "members", format!("exactly one member must be the representative; there are {representatives}")));
+        out.push(finding(
+            "REPRESENTATIVE",
+            "members",
+            format!("exactly one member must be the representative; there are {representatives}"),
+        ));
     }
     if call.window == "job_placement" {
         if draft.employer.is_empty() {
@@ -225,7 +231,11 @@ pub fn findings(call: &CallFacts, draft: &DraftFacts) -> Vec<Finding> {
             ));
         }
         if rules.identity_document_required && m.document_type == "none" {
-            out.push(finding("IDENTITY_DOCUMENT", format!("members[{i}].identity_document"), format!("{who} has no identity document on record")));
+            out.push(finding(
+                "IDENTITY_DOCUMENT",
+                format!("members[{i}].identity_document"),
+                format!("{who} has no identity document on record"),
+            ));
         }
     }
     for doc in &rules.required_documents {

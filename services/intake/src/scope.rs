@@ -164,7 +164,9 @@ impl Scope {
             .push(")");
         }
         if let Some(reviewer) = self.reviewer {
-            qb.push(" OR EXISTS (SELECT 1 FROM reviews sr WHERE sr.application_id = p.id AND sr.reviewer_id = ").push_bind(reviewer).push(")");
+            qb.push(" OR EXISTS (SELECT 1 FROM reviews sr WHERE sr.application_id = p.id AND sr.reviewer_id = ")
+                .push_bind(reviewer)
+                .push(")");
         }
         qb.push(")");
     }

@@ -100,10 +100,6 @@ pub fn seed(pool: &PgPool) -> BoxFuture<'_, anyhow::Result<Vec<String>>> {
         .await?;
         let calls = seed_calls(&mut tx).await?;
         tx.commit().await?;
-        Ok(vec![format!(
-            "intake: {} zones, {} windows, program WORK4LIFE (2,000,000 EUR), {calls} open calls",
-            ZONES.len(),
-            WINDOWS.len()
-        )])
+        Ok(vec![format!("intake: {} zones, {} windows, program WORK4LIFE (2,000,000 EUR), {calls} open calls", ZONES.len(), WINDOWS.len())])
     })
 }
