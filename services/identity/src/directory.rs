@@ -5,11 +5,7 @@
 use sqlx::{PgConnection, PgPool};
 use time::OffsetDateTime;
 use uuid::Uuid;
-use work4life_platform::{
-    FieldViolation, ServiceError,
-    audit,
-    outbox,
-};
+use work4life_platform::{FieldViolation, ServiceError, audit, outbox};
 
 /// Every role a binding may carry.
 pub const ROLES: [&str; 9] =

@@ -107,7 +107,6 @@ fn account(row: AccountRow) -> Account {
     }
 }
 
-
 impl Identity {
     /// Changes an account after checking the caller may manage it.
     async fn change_account(
@@ -160,7 +159,6 @@ impl Identity {
     }
 }
 
-
 fn tokens(issued: &Issued) -> Tokens {
     Tokens {
         access_token: issued.access_token.clone(),
@@ -179,7 +177,6 @@ fn required(field: &'static str, value: &str) -> Result<(), ServiceError> {
     }
     Ok(())
 }
-
 
 #[tonic::async_trait]
 impl IdentityService for Identity {
