@@ -116,6 +116,12 @@ impl From<sqlx::Error> for ServiceError {
         {
             return Self::DeadlineExceeded;
         }
+        // A NUL or otherwise unstorable character in some text the caller sent.
+        if let sqlx::Error::Database(db) = &err
+            && matches!(db.code().as_deref(), Some("22021" | "22P05"))
+        {
+            return Self::invalid("", "a text contains a character that cannot be stored (such as NUL)");
+        }
         match err {
             sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => Self::Unavailable("database unavailable".into()),
             other => Self::Internal(anyhow::Error::new(other).context("database")),

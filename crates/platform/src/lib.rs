@@ -15,6 +15,7 @@
 //! - [`db`]: pools per schema, migrations, deadline-bounded transactions
 //! - [`host`]: running a set of services in one process (the `--target` of the binary)
 //! - [`wire`]: resource names, timestamps, dates and etags at the gRPC edge
+//! - [`scope`]: zone and organisation scope from role bindings
 //! - [`server`]: hosting services with health, reflection and graceful shutdown
 
 #![forbid(unsafe_code)]
@@ -30,6 +31,7 @@ pub mod host;
 pub mod idempotency;
 pub mod outbox;
 pub mod pagination;
+pub mod scope;
 pub mod server;
 pub mod stack;
 pub mod telemetry;

@@ -58,6 +58,20 @@ pub async fn enqueue(
     Ok(id)
 }
 
+/// Writes an event whose payload is the protobuf message `payload` of full type name
+/// `type_name` (`work4life.intake.v1.ApplicantRegistered`), in the caller's transaction.
+pub async fn enqueue_message<M: Message>(
+    tx: &mut PgConnection,
+    source: &str,
+    event_type: &str,
+    subject: &str,
+    type_name: &str,
+    payload: &M,
+) -> Result<Uuid, ServiceError> {
+    let any = prost_types::Any { type_url: format!("type.googleapis.com/{type_name}"), value: payload.encode_to_vec() };
+    enqueue(tx, source, event_type, subject, any).await
+}
+
 /// Settings of a relay.
 #[derive(Clone, Debug)]
 pub struct RelayConfig {

@@ -24,7 +24,9 @@ pub fn from_timestamp(field: &str, t: &prost_types::Timestamp) -> Result<OffsetD
     let nanos = u32::try_from(t.nanos).ok().filter(|n| *n < 1_000_000_000);
     nanos
         .and_then(|n| OffsetDateTime::from_unix_timestamp(t.seconds).ok().and_then(|s| s.replace_nanosecond(n).ok()))
-        .ok_or_else(|| ServiceError::invalid(field, "is not a valid timestamp"))
+        // PostgreSQL's range is narrower than protobuf's; no date of this program is outside these years.
+        .filter(|t| (1900..=9999).contains(&t.year()))
+        .ok_or_else(|| ServiceError::invalid(field, "is not a valid timestamp (years 1900 to 9999)"))
 }
 
 /// An ISO 8601 calendar date (`2026-11-29`), or why not.
@@ -104,6 +106,7 @@ mod tests {
         let now = OffsetDateTime::now_utc();
         assert_eq!(from_timestamp("t", &timestamp(now)).expect("ts"), now);
         assert!(from_timestamp("t", &prost_types::Timestamp { seconds: 0, nanos: -1 }).is_err());
+        assert!(from_timestamp("t", &prost_types::Timestamp { seconds: -377_705_116_800, nanos: 0 }).is_err(), "before PostgreSQL's range");
         assert!(check_etag("", 3).is_ok() && check_etag("v3", 3).is_ok() && check_etag("v2", 3).is_err());
     }
 }

@@ -48,6 +48,7 @@ CREATE INDEX applicants_by_zone ON applicants (zone, id);
 CREATE INDEX applicants_by_nationality ON applicants (nationality, id);
 CREATE INDEX applicants_by_birth_date ON applicants (birth_date);
 CREATE INDEX applicants_by_state ON applicants (state, id);
+CREATE INDEX applicants_by_account ON applicants (account_id) WHERE account_id IS NOT NULL;
 
 -- Pairs that look like the same person (names and date of birth), for an officer to review.
 CREATE TABLE possible_duplicates (
@@ -105,6 +106,8 @@ CREATE TABLE applications (
 CREATE INDEX applications_by_call ON applications (call_id, id);
 CREATE INDEX applications_by_zone ON applications (zone, id);
 CREATE INDEX applications_by_state ON applications (state, id);
+-- Counting a call's acceptances (its quota) reads only the accepted ones.
+CREATE INDEX applications_accepted ON applications (call_id) WHERE outcome = 'accepted';
 
 -- Members. `active` is false once the application is withdrawn or rejected: an applicant is
 -- in at most one active application per call.

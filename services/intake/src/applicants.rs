@@ -141,6 +141,8 @@ fn required_text(violations: &mut Vec<FieldViolation>, field: &str, raw: &str, m
     let value = raw.split_whitespace().collect::<Vec<_>>().join(" ");
     if value.is_empty() {
         violations.push(FieldViolation::new(field, "is required"));
+    } else if value.chars().any(char::is_control) {
+        violations.push(FieldViolation::new(field, "contains control characters"));
     } else if value.chars().count() > max {
         violations.push(FieldViolation::new(field, format!("is longer than {max} characters")));
     }
@@ -544,7 +546,7 @@ impl Intake {
         actor
             .record(tx, "intake.CreateApplicant", name, serde_json::json!({ "zone": input.zone, "possible_duplicates": flagged.len() }))
             .await?;
-        let row = fetch(tx, &Scope { all: true, ..Scope::default() }, id, false).await?;
+        let row = fetch(tx, &Scope::everything(), id, false).await?;
         self.with_duplicates(tx, &Scope::read(p), &row, false).await
     }
 
@@ -569,7 +571,8 @@ impl Intake {
 
     /// ListApplicants.
     pub async fn list_applicants(&self, actor: &Actor<'_>, r: &ListApplicantsRequest) -> Result<(Vec<Applicant>, String), ServiceError> {
-        let scope = Scope::read(actor.principal);
+        // Reviewers read the members of their applications one by one; they do not search the registry.
+        let scope = Scope { reviewer: None, ..Scope::read(actor.principal) };
         let mut v = Vec::new();
         let size = gather(&mut v, page_size(r.page_size)).unwrap_or_default();
         let state = match ApplicantState::try_from(r.state) {
@@ -598,14 +601,9 @@ impl Intake {
             return Err(ServiceError::InvalidArgument(v));
         }
         let by_name = !prefix.is_empty();
-        let filter = format!(
-            "applicants|{state}|{prefix}|{}|{}|{}|{}|{}",
-            r.phone,
-            r.zone,
-            nationality,
-            document.is_some(),
-            r.possible_duplicates_only
-        );
+        let document_hash = document.as_ref().map(|d| hex::encode(self.vault.lookup(Lookup::Document, d))).unwrap_or_default();
+        let filter =
+            format!("applicants|{state}|{prefix}|{}|{}|{}|{document_hash}|{}", r.phone, r.zone, nationality, r.possible_duplicates_only);
         let after: Option<(String, Uuid)> = self.page_tokens.decode(&r.page_token, &filter)?;
         let mut qb = QueryBuilder::<Postgres>::new(format!("SELECT {COLUMNS} FROM applicants a WHERE a.state = "));
         qb.push_bind(state);
@@ -625,7 +623,7 @@ impl Intake {
             qb.push(" AND a.nationality = ").push_bind(nationality);
         }
         if r.possible_duplicates_only {
-            qb.push(" AND EXISTS (SELECT 1 FROM possible_duplicates d WHERE d.applicant_id = a.id OR d.other_id = a.id)");
+            qb.push(" AND a.id = ANY(ARRAY(SELECT applicant_id FROM possible_duplicates UNION SELECT other_id FROM possible_duplicates))");
         }
         scope.push_applicants(&mut qb);
         match (&after, by_name) {
@@ -641,7 +639,9 @@ impl Intake {
         qb.push(" LIMIT ").push_bind(i64::from(size) + 1);
         let mut conn = self.pool.acquire().await?;
         let rows = qb.build_query_as::<ApplicantRow>().fetch_all(&mut *conn).await?;
-        let (rows, next) = next_page(rows, size, &self.page_tokens, &filter, |row| (row.name_key.clone(), row.id));
+        // Ordered by id alone, the token carries only the id (no name in it).
+        let (rows, next) =
+            next_page(rows, size, &self.page_tokens, &filter, |row| (if by_name { row.name_key.clone() } else { String::new() }, row.id));
         let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
         let mut dups = self.possible_duplicates(&mut conn, &scope, &ids).await?;
         let page = rows.iter().map(|row| self.applicant(row, false, dups.remove(&row.id).unwrap_or_default())).collect::<Result<_, _>>()?;
@@ -702,7 +702,8 @@ impl Intake {
         }
         let known_zones = zones(&mut tx).await?;
         let input = validate("applicant", &merged, &known_zones, OffsetDateTime::now_utc().date())?;
-        if input.zone != row.zone && !scope.covers(&input.zone, row.organization_id) && row.account_id != scope.account {
+        let own = row.account_id.is_some() && row.account_id == scope.account;
+        if input.zone != row.zone && !own && !scope.covers(&input.zone, row.organization_id) {
             return Err(ServiceError::PermissionDenied("your bindings do not cover the new zone"));
         }
         self.refuse_exact_duplicates(&mut tx, &Scope::read(p), &input, Some(id)).await?;
@@ -712,7 +713,7 @@ impl Intake {
             self.flag_lookalikes(&mut tx, id, &input).await?;
         }
         actor.record(&mut tx, "intake.UpdateApplicant", wire.name.clone(), serde_json::json!({ "fields": mask })).await?;
-        let row = fetch(&mut tx, &Scope { all: true, ..Scope::default() }, id, false).await?;
+        let row = fetch(&mut tx, &Scope::everything(), id, false).await?;
         let applicant = self.with_duplicates(&mut tx, &Scope::read(p), &row, false).await?;
         tx.commit().await?;
         Ok(applicant)
@@ -727,8 +728,11 @@ impl Intake {
         let staff = Scope::staff(p);
         let mut tx = work4life_platform::db::begin(&self.pool).await?;
         let read = Scope::read(p);
-        let duplicate = fetch(&mut tx, &read, id, true).await?;
-        let kept = fetch(&mut tx, &read, keep, true).await?;
+        // Lock both in id order, so crossed requests (A keeps B, B keeps A) queue instead of deadlocking.
+        let (first, second) = if id < keep { (id, keep) } else { (keep, id) };
+        let first = fetch(&mut tx, &read, first, true).await?;
+        let second = fetch(&mut tx, &read, second, true).await?;
+        let (duplicate, kept) = if first.id == id { (first, second) } else { (second, first) };
         if !staff.covers(&duplicate.zone, duplicate.organization_id) || !staff.covers(&kept.zone, kept.organization_id) {
             return Err(ServiceError::PermissionDenied("officers and program managers in scope of both records mark duplicates"));
         }
@@ -758,7 +762,7 @@ impl Intake {
         actor
             .record(&mut tx, "intake.MarkDuplicate", name, serde_json::json!({ "keep": format!("applicants/{keep}"), "reason": reason }))
             .await?;
-        let row = fetch(&mut tx, &Scope { all: true, ..Scope::default() }, id, false).await?;
+        let row = fetch(&mut tx, &Scope::everything(), id, false).await?;
         let applicant = self.with_duplicates(&mut tx, &read, &row, false).await?;
         tx.commit().await?;
         Ok(applicant)
@@ -787,7 +791,7 @@ impl Intake {
             emit(&mut tx, "intake.applicant.erased", &name, "ApplicantErased", &ApplicantErased { applicant: name.clone() }).await?;
             actor.record(&mut tx, "intake.ErasePersonalData", name, serde_json::json!({ "reason": reason })).await?;
         }
-        let row = fetch(&mut tx, &Scope { all: true, ..Scope::default() }, id, false).await?;
+        let row = fetch(&mut tx, &Scope::everything(), id, false).await?;
         let applicant = self.applicant(&row, false, Vec::new())?;
         tx.commit().await?;
         Ok(applicant)

@@ -25,7 +25,7 @@ use work4life_proto::{
 
 use crate::{
     Intake,
-    calls::{CallRow, fetch_call},
+    calls::{CallRow, Lock, fetch_call},
     emit,
     rules::{self, CallFacts, DraftFacts, MemberFacts, Step, window_of},
     scope::Scope,
@@ -287,7 +287,7 @@ fn validate_texts(v: &mut Vec<FieldViolation>, title: &str, summary: &str, docum
 
 impl Intake {
     async fn respond(&self, conn: &mut PgConnection, id: Uuid) -> Result<Application, ServiceError> {
-        let row = fetch(conn, &Scope { all: true, ..Scope::default() }, id, false).await?;
+        let row = fetch(conn, &Scope::everything(), id, false).await?;
         let members = members_of(conn, &[id]).await?;
         Ok(application(&row, &members))
     }
@@ -371,8 +371,10 @@ impl Intake {
             .ok();
         let members: Vec<Option<NewMember>> =
             a.members.iter().enumerate().map(|(i, m)| validate_member(&mut v, &format!("application.members[{i}]"), m)).collect();
-        for (i, m) in a.members.iter().enumerate() {
-            if a.members[..i].iter().any(|o| o.applicant == m.applicant) {
+        for (i, m) in members.iter().enumerate() {
+            if let Some(m) = m
+                && members[..i].iter().flatten().any(|o| o.id == m.id)
+            {
                 v.push(FieldViolation::new(format!("application.members[{i}].applicant"), "appears twice"));
             }
         }
@@ -382,7 +384,7 @@ impl Intake {
         let job = a.job_placement.as_ref().map(|j| validate_job(&mut v, j));
         validate_texts(&mut v, &a.title, &a.summary, &a.provided_documents);
         let call = match call_id {
-            Some(id) => match fetch_call(tx, id, false).await {
+            Some(id) => match fetch_call(tx, id, Lock::None).await {
                 Ok(c) => Some(c),
                 Err(ServiceError::NotFound(_)) => {
                     v.push(FieldViolation::new("application.call", "no such call"));
@@ -538,13 +540,14 @@ impl Intake {
         let row = self.editable(&mut tx, actor, id).await?;
         rules::next_state(&a.name, &row.state, row.outcome.as_deref(), Step::Edit)?;
         check_etag(&a.etag, row.version)?;
-        let call = fetch_call(&mut tx, row.call_id, false).await?;
+        let call = fetch_call(&mut tx, row.call_id, Lock::None).await?;
         let has = |p: &str| mask.iter().any(|m| m == p);
         let zone = if has("zone") { a.zone.clone() } else { row.zone.clone() };
         if !call.zones.contains(&zone) {
             return Err(ServiceError::invalid("application.zone", format!("must be one of the call's zones: {}", call.zones.join(", "))));
         }
-        if zone != row.zone && !Scope::staff(actor.principal).covers(&zone, row.organization_id) && row.organization_id.is_some() {
+        let p = actor.principal;
+        if zone != row.zone && !Scope::staff(p).covers(&zone, row.organization_id) && !is_member(&mut tx, &Scope::read(p), id).await? {
             return Err(ServiceError::PermissionDenied("your bindings do not cover the new zone"));
         }
         sqlx::query(
@@ -591,7 +594,7 @@ impl Intake {
         let row = self.editable(&mut tx, actor, id).await?;
         rules::next_state(name, &row.state, row.outcome.as_deref(), Step::Edit)?;
         check_etag(etag_sent, row.version)?;
-        let call = fetch_call(&mut tx, row.call_id, false).await?;
+        let call = fetch_call(&mut tx, row.call_id, Lock::None).await?;
         let current = members_of(&mut tx, &[id]).await?;
         if current.iter().any(|m| m.applicant_id == new.id) {
             return Err(ServiceError::invalid("member.applicant", "is already a member"));
@@ -697,7 +700,7 @@ impl Intake {
         let id = parse_name("name", "applications", name)?;
         let mut conn = self.pool.acquire().await?;
         let row = fetch(&mut conn, &Scope::read(actor.principal), id, false).await?;
-        let call = fetch_call(&mut conn, row.call_id, false).await?;
+        let call = fetch_call(&mut conn, row.call_id, Lock::None).await?;
         Ok(self
             .findings(&mut conn, &row, &call)
             .await?
@@ -713,7 +716,7 @@ impl Intake {
         let row = self.editable(&mut tx, actor, id).await?;
         let next = rules::next_state(name, &row.state, row.outcome.as_deref(), Step::Submit)?;
         check_etag(etag_sent, row.version)?;
-        let call = fetch_call(&mut tx, row.call_id, false).await?;
+        let call = fetch_call(&mut tx, row.call_id, Lock::Share).await?;
         let state = call.state(OffsetDateTime::now_utc());
         if state != CallState::Open {
             let why = if state == CallState::Closed { "the call is closed" } else { "the call is not open yet" };
@@ -821,7 +824,7 @@ impl Intake {
         }
         let next = rules::next_state(name, &row.state, row.outcome.as_deref(), Step::Decide(outcome))?;
         // Lock the call: decisions on one call are serialised, so the quota holds under concurrency.
-        let call = fetch_call(&mut tx, row.call_id, true).await?;
+        let call = fetch_call(&mut tx, row.call_id, Lock::Update).await?;
         let (average, scored): (Option<f64>, i64) =
             sqlx::query_as("SELECT avg(total), count(*) FROM reviews WHERE application_id = $1 AND state = 'scored'")
                 .bind(id)
@@ -920,6 +923,7 @@ async fn insert_member(
                 format!("applicants/{applicant}"),
                 "this applicant is already in an active application to this call",
             ),
+            Some("application_members_pkey") => ServiceError::invalid("member.applicant", "is already a member"),
             Some("application_members_one_representative") => ServiceError::precondition(
                 "REPRESENTATIVE_EXISTS",
                 "REPRESENTATIVE",

@@ -140,9 +140,25 @@ fn call(row: CallRow) -> Call {
     }
 }
 
+/// How a read locks a call row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lock {
+    /// No lock.
+    None,
+    /// Shared: submissions, which must not cross a CloseCall.
+    Share,
+    /// Exclusive: closing it, deciding on it (the quota).
+    Update,
+}
+
 /// Reads a call (any authenticated caller may), optionally locking it.
-pub async fn fetch_call(conn: &mut PgConnection, id: Uuid, lock: bool) -> Result<CallRow, ServiceError> {
-    let sql = format!("{CALL_SELECT} WHERE c.id = $1{}", if lock { " FOR UPDATE OF c" } else { "" });
+pub async fn fetch_call(conn: &mut PgConnection, id: Uuid, lock: Lock) -> Result<CallRow, ServiceError> {
+    let lock = match lock {
+        Lock::None => "",
+        Lock::Share => " FOR SHARE OF c",
+        Lock::Update => " FOR UPDATE OF c",
+    };
+    let sql = format!("{CALL_SELECT} WHERE c.id = $1{lock}");
     sqlx::query_as::<_, CallRow>(sqlx::AssertSqlSafe(sql))
         .bind(id)
         .fetch_optional(conn)
@@ -383,13 +399,13 @@ impl Intake {
         .execute(&mut *tx)
         .await?;
         actor.record(tx, "intake.CreateCall", format!("calls/{id}"), serde_json::json!({ "window": window, "zones": zones })).await?;
-        Ok(call(fetch_call(tx, id, false).await?))
+        Ok(call(fetch_call(tx, id, Lock::None).await?))
     }
 
     /// GetCall.
     pub async fn get_call(&self, name: &str) -> Result<Call, ServiceError> {
         let id = parse_name("name", "calls", name)?;
-        Ok(call(fetch_call(&mut *self.pool.acquire().await?, id, false).await?))
+        Ok(call(fetch_call(&mut *self.pool.acquire().await?, id, Lock::None).await?))
     }
 
     /// ListCalls, newest first.
@@ -455,7 +471,7 @@ impl Intake {
         let id = parse_name("name", "calls", &r.name)?;
         let managers = Scope::managers(actor.principal).require("only admins and program managers close calls")?;
         let mut tx = work4life_platform::db::begin(&self.pool).await?;
-        let row = fetch_call(&mut tx, id, true).await?;
+        let row = fetch_call(&mut tx, id, Lock::Update).await?;
         if !row.zones.iter().all(|z| managers.covers(z, None)) {
             return Err(ServiceError::PermissionDenied("your bindings do not cover every zone of the call"));
         }
@@ -463,7 +479,7 @@ impl Intake {
             sqlx::query("UPDATE calls SET closed_at = now() WHERE id = $1").bind(id).execute(&mut *tx).await?;
             actor.record(&mut tx, "intake.CloseCall", r.name.clone(), serde_json::json!({})).await?;
         }
-        let closed = call(fetch_call(&mut tx, id, false).await?);
+        let closed = call(fetch_call(&mut tx, id, Lock::None).await?);
         tx.commit().await?;
         Ok(closed)
     }

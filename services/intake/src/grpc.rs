@@ -83,7 +83,8 @@ impl IntakeService for IntakeApi {
         let r = request.get_ref();
         required("applicant", &r.applicant)?;
         let scope = format!("intake.CreateApplicant:{}", actor.principal.subject);
-        match begin_optional::<CreateApplicantResponse>(&self.0.pool, &scope, &r.request_id, &request_hash(r)).await? {
+        let digest = self.0.vault.request_digest(&prost::Message::encode_to_vec(r));
+        match begin_optional::<CreateApplicantResponse>(&self.0.pool, &scope, &r.request_id, &digest).await? {
             Begun::Replay(stored) => {
                 let id = parse_name("request_id", "applicants", &stored.applicant.unwrap_or_default().name)?;
                 Ok(Response::new(CreateApplicantResponse { applicant: Some(self.0.get_applicant(&actor, id, false).await?) }))

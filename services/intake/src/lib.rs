@@ -69,9 +69,7 @@ pub(crate) async fn emit<M: Message>(
     message_name: &str,
     payload: &M,
 ) -> Result<(), ServiceError> {
-    let any =
-        prost_types::Any { type_url: format!("type.googleapis.com/work4life.intake.v1.{message_name}"), value: payload.encode_to_vec() };
-    outbox::enqueue(tx, "intake", event_type, subject, any).await?;
+    outbox::enqueue_message(tx, "intake", event_type, subject, &format!("work4life.intake.v1.{message_name}"), payload).await?;
     Ok(())
 }
 

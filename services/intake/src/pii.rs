@@ -90,6 +90,12 @@ impl Vault {
         mac(&self.lookup_key, &[kind, value.as_bytes()])
     }
 
+    /// A keyed digest of a request, for idempotency records: a plain hash of a request holding
+    /// a phone or a document number could be reversed by trying candidates.
+    pub fn request_digest(&self, request: &[u8]) -> Vec<u8> {
+        mac(&self.lookup_key, &[b"request", request])
+    }
+
     /// The stable pseudonym of a record in donor exports.
     pub fn pseudonym(&self, id: Uuid) -> String {
         format!("p-{}", hex::encode(&mac(&self.pseudonym_key, &[id.as_bytes()])[..12]))

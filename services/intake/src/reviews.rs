@@ -15,7 +15,7 @@ use work4life_proto::intake::{CriterionScore, Review, ReviewState};
 use crate::{
     Intake,
     applications::fetch,
-    calls::fetch_call,
+    calls::{Lock, fetch_call},
     rules::{self, Step},
     scope::{Scope, account_of},
 };
@@ -174,7 +174,7 @@ impl Intake {
         parse_review(name)?;
         let mut tx = work4life_platform::db::begin(&self.pool).await?;
         let (row, found) = self.own_review(&mut tx, actor, name).await?;
-        let call = fetch_call(&mut tx, row.call_id, false).await?;
+        let call = fetch_call(&mut tx, row.call_id, Lock::None).await?;
         let rubric = &call.rubric.0;
         let mut v = Vec::new();
         for (i, s) in scores.iter().enumerate() {
@@ -241,7 +241,8 @@ impl Intake {
         .bind(id)
         .fetch_all(&mut *conn)
         .await?;
-        let staff = Scope::of(p, &["admin", "auditor"], &["program_manager", "officer"]).covers(&row.zone, row.organization_id);
+        // The committee's side: program managers, admins, auditors (officers run the desk, not the selection).
+        let staff = Scope::of(p, &["admin", "auditor"], &["program_manager"]).covers(&row.zone, row.organization_id);
         let me = account_of(p);
         let own_scored = rows.iter().any(|r| Some(r.reviewer_id) == me && r.state == "scored");
         let visible: Vec<&ReviewRow> = if staff || own_scored {
