@@ -40,6 +40,18 @@ pub mod work4life {
             include!(concat!(env!("OUT_DIR"), "/work4life.intake.v1.rs"));
         }
     }
+    /// Coaching: offices, coaches, engagements, sessions, milestones (`work4life.coaching.v1`).
+    pub mod coaching {
+        pub mod v1 {
+            include!(concat!(env!("OUT_DIR"), "/work4life.coaching.v1.rs"));
+        }
+    }
+    /// Grants: the event contracts published so far (`work4life.grants.v1`).
+    pub mod grants {
+        pub mod v1 {
+            include!(concat!(env!("OUT_DIR"), "/work4life.grants.v1.rs"));
+        }
+    }
     /// The echo service for tests and benchmarks (`work4life.testing.v1`).
     pub mod testing {
         pub mod v1 {
@@ -48,4 +60,7 @@ pub mod work4life {
     }
 }
 
-pub use work4life::{events::v1 as events, identity::v1 as identity, intake::v1 as intake, testing::v1 as testing, r#type::v1 as types};
+pub use work4life::{
+    coaching::v1 as coaching, events::v1 as events, grants::v1 as grants, identity::v1 as identity, intake::v1 as intake,
+    testing::v1 as testing, r#type::v1 as types,
+};
