@@ -272,14 +272,14 @@ fn validate_job(v: &mut Vec<FieldViolation>, job: &JobPlacement) -> JobData {
 }
 
 fn validate_texts(v: &mut Vec<FieldViolation>, title: &str, summary: &str, documents: &[String]) {
-    if title.chars().count() > 200 {
-        v.push(FieldViolation::new("application.title", "is longer than 200 characters"));
+    if title.chars().count() > 200 || title.chars().any(char::is_control) {
+        v.push(FieldViolation::new("application.title", "must be at most 200 characters, without control characters"));
     }
-    if summary.chars().count() > 5000 {
-        v.push(FieldViolation::new("application.summary", "is longer than 5000 characters"));
+    if summary.chars().count() > 5000 || summary.contains('\0') {
+        v.push(FieldViolation::new("application.summary", "must be at most 5000 characters, without NUL"));
     }
     for (i, d) in documents.iter().enumerate() {
-        if d.trim().is_empty() || d.len() > 60 {
+        if d.trim().is_empty() || d.len() > 60 || d.chars().any(char::is_control) {
             v.push(FieldViolation::new(format!("application.provided_documents[{i}]"), "must be a document kind such as business_plan"));
         }
     }

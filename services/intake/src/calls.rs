@@ -476,7 +476,9 @@ impl Intake {
             return Err(ServiceError::PermissionDenied("your bindings do not cover every zone of the call"));
         }
         if row.state(OffsetDateTime::now_utc()) != CallState::Closed {
-            sqlx::query("UPDATE calls SET closed_at = now() WHERE id = $1").bind(id).execute(&mut *tx).await?;
+            // clock_timestamp(), not now(): the close time is when the lock was won, after every
+            // submission that held the call was committed.
+            sqlx::query("UPDATE calls SET closed_at = clock_timestamp() WHERE id = $1").bind(id).execute(&mut *tx).await?;
             actor.record(&mut tx, "intake.CloseCall", r.name.clone(), serde_json::json!({})).await?;
         }
         let closed = call(fetch_call(&mut tx, id, Lock::None).await?);

@@ -4,14 +4,14 @@
 mod common;
 
 use common::{
-    Fixture, application_message, assert_refused, bearer, birth_date_turning, call_message, fresh, member, new_applicant, preconditions,
-    reason, state, timestamp_in,
+    Fixture, application_message, assert_refused, bearer, birth_date_turning, call_message, fields, fresh, id_of, member, new_applicant,
+    preconditions, reason, state, timestamp_in,
 };
 use tonic::{Code, Status};
 use work4life_proto::intake::{
     AddMemberRequest, Applicant, Application, ApplicationState, CallState, CheckEligibilityRequest, CloseCallRequest,
     CreateApplicationRequest, DocumentType, GetCallRequest, IdentityDocument, JobPlacement, MemberRole, Outcome, RemoveMemberRequest,
-    UpdateApplicationRequest, Window, WithdrawApplicationRequest,
+    SubmitApplicationRequest, UpdateApplicationRequest, Window, WithdrawApplicationRequest,
 };
 
 async fn check(f: &Fixture, jwt: &str, name: &str) -> (bool, Vec<(String, String)>) {
@@ -555,4 +555,59 @@ async fn concurrent_applications_with_one_person_keep_exactly_one() {
         assert_eq!(reason(status), "ACTIVE_APPLICATION_EXISTS");
     }
     assert_eq!(f.count("SELECT count(*) FROM intake.applications").await, 1);
+}
+
+#[tokio::test]
+async fn one_person_listed_twice_in_two_spellings_is_bad_input_and_writes_nothing() {
+    let f = fresh().await;
+    let call = f.open_call(Window::CollectiveStartup, &["oujda"]).await;
+    let people = f.applicants_in("oujda", 2).await;
+    let id = id_of(&people[0].name);
+    let lower = format!("applicants/{}", id.hyphenated());
+    let upper = format!("applicants/{}", id.hyphenated().to_string().to_uppercase());
+    assert_ne!(lower, upper);
+    let mut message = application_message(&call, "oujda", &[&people[0], &people[0], &people[1]]);
+    message.members[0].applicant = lower;
+    message.members[1].applicant = upper;
+    let before = f.table_counts().await;
+    let status = assert_refused(f.create_application(&f.admin, message).await, Code::InvalidArgument, "", "one person twice");
+    assert_eq!(fields(&status), ["application.members[1].applicant"], "{status:?}");
+    assert_eq!(f.table_counts().await, before, "the refusal wrote nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_submission_racing_close_call_lands_before_the_close_or_is_refused() {
+    let f = fresh().await;
+    let (_, manager) = f.manager("oujda");
+    let mut submitted = 0;
+    for round in 0..10 {
+        let call = f.open_call(Window::IndividualStartup, &["oujda"]).await;
+        let draft = f.eligible_draft(&call).await;
+        let (mut closer, mut submitter) = (f.client().await, f.client().await);
+        let (closed, submit) = tokio::join!(
+            closer.close_call(bearer(CloseCallRequest { name: call.name.clone() }, &manager)),
+            submitter.submit_application(bearer(SubmitApplicationRequest { name: draft.name.clone(), etag: String::new() }, &f.admin)),
+        );
+        let closed = closed.unwrap_or_else(|s| panic!("round {round}: CloseCall failed: {s:?}")).into_inner().call.expect("call");
+        assert_eq!(closed.state, CallState::Closed as i32);
+        let close_time = closed.close_time.expect("close time");
+        match submit {
+            Ok(response) => {
+                submitted += 1;
+                let application = response.into_inner().application.expect("application");
+                let submit_time = application.submit_time.expect("submit time");
+                assert!(
+                    (submit_time.seconds, submit_time.nanos) < (close_time.seconds, close_time.nanos),
+                    "round {round}: submitted at {submit_time:?}, not before the close at {close_time:?}"
+                );
+            }
+            Err(status) => {
+                assert_eq!(status.code(), Code::FailedPrecondition, "round {round}: a lost race is refused as such: {status:?}");
+                assert_eq!(reason(&status), "CALL_NOT_OPEN", "round {round}");
+                let unchanged = f.get_application(&f.admin, &draft.name).await.expect("get");
+                assert_eq!(state(&unchanged), ApplicationState::Draft, "round {round}");
+            }
+        }
+    }
+    eprintln!("{submitted} of 10 submissions landed before the close");
 }

@@ -314,3 +314,48 @@ async fn concurrent_registrations_of_one_phone_keep_exactly_one() {
     assert_eq!(f.count("SELECT count(*) FROM intake.applicants").await, 1);
     assert_eq!(f.events("intake.applicant.registered").await.len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn crossed_mark_duplicate_calls_leave_exactly_one_record_active() {
+    let f = fresh().await;
+    let (_, officer) = f.officer("oujda");
+    let mark = |name: &str, keep: &str| MarkDuplicateRequest { name: name.into(), keep: keep.into(), reason: "same person".into() };
+    for round in 0..10 {
+        let a = f.create_applicant(&officer, new_applicant("oujda")).await;
+        let b = f.create_applicant(&officer, new_applicant("oujda")).await;
+        let (mut c1, mut c2) = (f.client().await, f.client().await);
+        // A keeps B and B keeps A, at once.
+        let (a_keeps_b, b_keeps_a) = tokio::join!(
+            c1.mark_duplicate(bearer(mark(&a.name, &b.name), &officer)),
+            c2.mark_duplicate(bearer(mark(&b.name, &a.name), &officer)),
+        );
+        let outcomes = [(&a, &b, a_keeps_b), (&b, &a, b_keeps_a)];
+        assert_eq!(outcomes.iter().filter(|(_, _, r)| r.is_ok()).count(), 1, "round {round}: exactly one call wins: {outcomes:?}");
+        for (marked, kept, result) in &outcomes {
+            match result {
+                Ok(response) => {
+                    let applicant = response.get_ref().applicant.as_ref().expect("applicant");
+                    assert_eq!(
+                        (applicant.name.as_str(), applicant.state, applicant.duplicate_of.as_str()),
+                        (marked.name.as_str(), ApplicantState::Duplicate as i32, kept.name.as_str())
+                    );
+                }
+                Err(status) => {
+                    assert_eq!(status.code(), Code::FailedPrecondition, "round {round}: the loser is refused, not an error: {status:?}");
+                    assert!(
+                        common::preconditions(status).iter().any(|(_, subject)| subject == &kept.name),
+                        "round {round}: refused because `keep` ({}) is no longer active: {status:?}",
+                        kept.name
+                    );
+                }
+            }
+        }
+        let states =
+            [f.get_applicant(&officer, &a.name).await.expect("a").state, f.get_applicant(&officer, &b.name).await.expect("b").state];
+        let mut sorted = states;
+        sorted.sort_unstable();
+        let mut want = [ApplicantState::Active as i32, ApplicantState::Duplicate as i32];
+        want.sort_unstable();
+        assert_eq!(sorted, want, "round {round}: one DUPLICATE, one ACTIVE: {states:?}");
+    }
+}

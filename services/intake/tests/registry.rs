@@ -291,3 +291,26 @@ async fn create_is_idempotent_on_request_id() {
     assert_eq!(fields(&status), ["request_id"]);
     assert_eq!(f.table_counts().await, before);
 }
+
+#[tokio::test]
+async fn the_idempotency_record_holds_a_keyed_digest_not_a_plain_hash_of_the_request() {
+    use sha2::Digest as _;
+
+    let f = fresh().await;
+    let (_, officer) = f.officer("oujda");
+    let mut c = f.client().await;
+    let request = CreateApplicantRequest { applicant: Some(new_applicant("oujda")), request_id: uuid::Uuid::new_v4().to_string() };
+    let first = c.create_applicant(bearer(request.clone(), &officer)).await.expect("create").into_inner().applicant.expect("a");
+    let stored: Vec<u8> = sqlx::query_scalar("SELECT request_hash FROM intake.idempotency_keys WHERE request_id = $1")
+        .bind(&request.request_id)
+        .fetch_one(&f.pool)
+        .await
+        .expect("the request's idempotency record");
+    let plain = sha2::Sha256::digest(prost::Message::encode_to_vec(&request)).to_vec();
+    assert!(!stored.is_empty());
+    assert_ne!(stored, plain, "a plain SHA-256 of a request holding a phone and a document number can be confirmed by guessing");
+
+    let again = c.create_applicant(bearer(request, &officer)).await.expect("replay").into_inner().applicant.expect("a");
+    assert_eq!((again.name.as_str(), again.etag.as_str()), (first.name.as_str(), first.etag.as_str()), "the replay returns the record");
+    assert_eq!(f.count("SELECT count(*) FROM intake.applicants").await, 1);
+}

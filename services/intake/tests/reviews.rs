@@ -303,3 +303,21 @@ async fn concurrent_acceptances_never_exceed_the_quota() {
     assert_eq!(got.call.expect("call").accepted_count, 2);
     assert_eq!(f.events("intake.application.decided").await.len(), 2, "one event per acceptance");
 }
+
+#[tokio::test]
+async fn officers_do_not_see_reviews_program_managers_in_scope_see_them_all() {
+    let f = fresh().await;
+    let (_, officer) = f.officer("oujda");
+    let (_, manager) = f.manager("oujda");
+    let application = in_review(&f).await;
+    f.scored_by_new_reviewer(&application, 8, 3).await;
+    f.scored_by_new_reviewer(&application, 10, 5).await;
+
+    f.get_application(&officer, &application).await.expect("the application is in the officer's scope");
+    assert_refused(reviews(&f, &officer, &application).await, Code::PermissionDenied, "", "an officer in scope lists the reviews");
+    let all = reviews(&f, &manager, &application).await.expect("the manager lists");
+    assert_eq!(all.reviews.len(), 2);
+    assert!(all.reviews.iter().all(|r| r.scores.len() == 2), "every score is visible to the manager: {all:?}");
+    assert!((all.average_score - 86.0).abs() < 1e-6, "(72 + 100) / 2: {}", all.average_score);
+    assert_eq!(all.scored_count, 2);
+}

@@ -614,3 +614,97 @@ async fn staff_work_only_in_their_zones() {
         .await;
     assert_refused(by_officer, Code::PermissionDenied, "", "an officer creates a call");
 }
+
+#[tokio::test]
+async fn an_officer_cannot_move_a_desk_record_to_a_zone_they_do_not_cover() {
+    let f = fresh().await;
+    let (_, oujda) = f.officer("oujda");
+    let person = f.create_applicant(&oujda, new_applicant("oujda")).await;
+    assert_eq!((person.account.as_str(), person.zone.as_str()), ("", "oujda"), "registered at the desk: no account");
+    let before = f.table_counts().await;
+    let moved = f
+        .client()
+        .await
+        .update_applicant(bearer(
+            UpdateApplicantRequest {
+                applicant: Some(Applicant {
+                    name: person.name.clone(),
+                    etag: person.etag.clone(),
+                    zone: "tanger".into(),
+                    ..Applicant::default()
+                }),
+                update_mask: mask(&["zone"]),
+            },
+            &oujda,
+        ))
+        .await;
+    assert_refused(moved, Code::PermissionDenied, "", "an Oujda officer moves a desk record to Tanger");
+    assert_eq!(f.table_counts().await, before, "the refusal wrote nothing");
+    let kept = f.get_applicant(&oujda, &person.name).await.expect("still in the officer's zone");
+    assert_eq!((kept.zone.as_str(), kept.etag.as_str()), ("oujda", person.etag.as_str()), "the record keeps its zone");
+}
+
+#[tokio::test]
+async fn an_officer_cannot_move_a_beneficiarys_draft_to_a_zone_they_do_not_cover() {
+    let f = fresh().await;
+    let (_, oujda) = f.officer("oujda");
+    let (_, jwt) = f.token("beneficiary", None, &[]);
+    let me = f.create_applicant(&jwt, new_applicant("oujda")).await;
+    let call = f.open_call(Window::IndividualStartup, &["oujda", "tanger"]).await;
+    let draft = f.draft(&jwt, &call, "oujda", &[&me]).await;
+    assert_eq!(draft.organization, "", "opened by the beneficiary: no organisation");
+    let to_tanger = || UpdateApplicationRequest {
+        application: Some(Application {
+            name: draft.name.clone(),
+            etag: draft.etag.clone(),
+            zone: "tanger".into(),
+            ..Application::default()
+        }),
+        update_mask: mask(&["zone"]),
+    };
+    let mut c = f.client().await;
+
+    let before = f.table_counts().await;
+    assert_refused(
+        c.update_application(bearer(to_tanger(), &oujda)).await,
+        Code::PermissionDenied,
+        "",
+        "an Oujda officer moves the draft to Tanger",
+    );
+    assert_eq!(f.table_counts().await, before, "the refusal wrote nothing");
+    let unchanged = f.get_application(&oujda, &draft.name).await.expect("still in the officer's zone");
+    assert_eq!((unchanged.zone.as_str(), unchanged.etag.as_str()), ("oujda", draft.etag.as_str()));
+
+    let moved = c
+        .update_application(bearer(to_tanger(), &jwt))
+        .await
+        .expect("the member moves their own draft")
+        .into_inner()
+        .application
+        .expect("a");
+    assert_eq!(moved.zone, "tanger");
+    assert_refused(f.get_application(&oujda, &draft.name).await, Code::NotFound, "", "now outside the Oujda officer's zones");
+}
+
+#[tokio::test]
+async fn reviewers_do_not_search_the_registry_but_read_their_applications_members() {
+    let f = fresh().await;
+    let call = f.open_call(Window::IndividualStartup, &["oujda"]).await;
+    let assigned = f.eligible_draft(&call).await;
+    f.to_review(&assigned.name).await;
+    let (reviewer, jwt) = f.token("reviewer", None, &[]);
+    f.assign(&f.admin, &assigned.name, &reviewer).await.expect("assign");
+    let member = f.get_applicant(&f.admin, &assigned.members[0].applicant).await.expect("the member");
+
+    for request in [
+        ListApplicantsRequest::default(),
+        ListApplicantsRequest { name_prefix: member.family_name.clone(), ..Default::default() },
+        ListApplicantsRequest { phone: member.phone.clone(), ..Default::default() },
+        ListApplicantsRequest { zone: "oujda".into(), ..Default::default() },
+    ] {
+        let names = applicant_names(&f, &jwt, request.clone()).await;
+        assert!(names.is_empty(), "{request:?} lists {names:?} to a reviewer");
+    }
+    let basic = f.get_applicant(&jwt, &member.name).await.expect("a member of an assigned application, BASIC");
+    assert_eq!((basic.name.as_str(), basic.given_name.as_str()), (member.name.as_str(), member.given_name.as_str()));
+}

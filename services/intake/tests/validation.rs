@@ -810,3 +810,146 @@ fn paths_match_with_or_without_an_index() {
     assert!(compare(&["a", "b"], &["b".to_string(), "a".to_string()]).is_none());
     assert!(compare(&["a"], &["a".to_string(), "a".to_string()]).is_some());
 }
+
+#[tokio::test]
+async fn nul_characters_and_timestamps_before_1900_are_bad_input_and_write_nothing() {
+    let f = fresh().await;
+    let admin = f.admin.clone();
+    let person = f.applicant_in("oujda").await;
+    let collective = f.open_call(Window::CollectiveStartup, &["oujda"]).await;
+    let draft = f.eligible_draft(&collective).await;
+    let other = f.applicant_in("oujda").await;
+    let before = f.table_counts().await;
+    let mut c = f.client().await;
+    // -9999-01-01: a valid protobuf timestamp, far outside what PostgreSQL stores.
+    let ancient = prost_types::Timestamp { seconds: -377_705_116_800, nanos: 0 };
+
+    let cases: Vec<Case> = vec![
+        (
+            "CreateApplicant",
+            "a NUL in the given name",
+            c.create_applicant(bearer(
+                CreateApplicantRequest {
+                    applicant: Some(Applicant { given_name: "Awa\u{0}".into(), ..new_applicant("oujda") }),
+                    request_id: rid(),
+                },
+                &admin,
+            ))
+            .await
+            .map(drop),
+            &["applicant.given_name"],
+        ),
+        (
+            "CreateApplicant",
+            "consent given in the year -9999",
+            c.create_applicant(bearer(
+                CreateApplicantRequest {
+                    applicant: Some(Applicant {
+                        consent: Some(Consent {
+                            purpose: "program_participation".into(),
+                            text_version: "2026-01".into(),
+                            give_time: Some(ancient),
+                            recorded_by: String::new(),
+                        }),
+                        ..new_applicant("oujda")
+                    }),
+                    request_id: rid(),
+                },
+                &admin,
+            ))
+            .await
+            .map(drop),
+            &["applicant.consent.give_time"],
+        ),
+        (
+            "UpdateApplicant",
+            "a NUL in the given name",
+            c.update_applicant(bearer(
+                UpdateApplicantRequest {
+                    applicant: Some(Applicant {
+                        name: person.name.clone(),
+                        etag: person.etag.clone(),
+                        given_name: "Awa\u{0}".into(),
+                        ..Applicant::default()
+                    }),
+                    update_mask: mask(&["given_name"]),
+                },
+                &admin,
+            ))
+            .await
+            .map(drop),
+            &["applicant.given_name"],
+        ),
+        (
+            "CreateCall",
+            "opening in the year -9999",
+            c.create_call(bearer(
+                CreateCallRequest {
+                    call: Some(Call { open_time: Some(ancient), ..call_message(Window::IndividualStartup, &["oujda"]) }),
+                    request_id: rid(),
+                },
+                &admin,
+            ))
+            .await
+            .map(drop),
+            &["call.open_time"],
+        ),
+        // The title may be reported by name or, from the database's refusal, without one.
+        (
+            "CreateApplication",
+            "a NUL in the title",
+            c.create_application(bearer(
+                CreateApplicationRequest {
+                    application: Some(Application {
+                        title: "Atelier\u{0}couture".into(),
+                        ..application_message(&collective, "oujda", &[&other])
+                    }),
+                    request_id: rid(),
+                },
+                &admin,
+            ))
+            .await
+            .map(drop),
+            &["application.title|"],
+        ),
+        (
+            "UpdateApplication",
+            "a NUL in the title",
+            c.update_application(bearer(
+                UpdateApplicationRequest {
+                    application: Some(Application {
+                        name: draft.name.clone(),
+                        etag: draft.etag.clone(),
+                        title: "Atelier\u{0}couture".into(),
+                        ..Application::default()
+                    }),
+                    update_mask: mask(&["title"]),
+                },
+                &admin,
+            ))
+            .await
+            .map(drop),
+            &["application.title|"],
+        ),
+    ];
+
+    let mut failures = Vec::new();
+    for (method, case, result, expected) in &cases {
+        match result {
+            Ok(()) => failures.push(format!("{method} {case}: ACCEPTED")),
+            Err(status) if status.code() != Code::InvalidArgument => {
+                failures.push(format!("{method} {case}: {:?} {} instead of INVALID_ARGUMENT", status.code(), status.message()))
+            }
+            Err(status) => {
+                if let Some(diff) = compare(expected, &fields(status)) {
+                    failures.push(format!("{method} {case}: {diff}"));
+                }
+            }
+        }
+    }
+    let after = f.table_counts().await;
+    if after != before {
+        failures.push(format!("refused requests wrote something: before {before:?}, after {after:?}"));
+    }
+    assert!(failures.is_empty(), "{} of {} cases wrong:\n{}", failures.len(), cases.len(), failures.join("\n"));
+}
