@@ -89,6 +89,8 @@ async fn seed_loads_reference_data_once_and_shows_the_admin_password_once() {
     assert_eq!(count("SELECT count(*) FROM intake.zones").await, 4);
     assert_eq!(count("SELECT count(*) FROM intake.calls").await, 3, "demo calls once, however often seeded");
     assert_eq!(count("SELECT count(*) FROM coaching.offices").await, 5);
+    assert_eq!(count("SELECT count(*) FROM coaching.rooms").await, 10, "two rooms per office, once");
+    assert_eq!(count("SELECT count(*) FROM coaching.office_hours").await, 30, "Monday to Saturday per office, once");
     assert_eq!(count("SELECT count(*) FROM identity.organizations").await, 5);
     assert_eq!(count("SELECT count(*) FROM identity.accounts").await, 1);
     let hash: String = sqlx::query_scalar("SELECT password_hash FROM identity.accounts").fetch_one(&pool).await.expect("hash");
