@@ -104,6 +104,14 @@ pub async fn begin<R: Message + Default>(
     Ok(Begun::Replay(response))
 }
 
+/// Adds a violation when a non-empty `request_id` is not a UUID, so that handlers report it with
+/// the request's other bad fields before any work starts.
+pub fn check_request_id(violations: &mut Vec<crate::error::FieldViolation>, request_id: &str) {
+    if !request_id.is_empty() && uuid::Uuid::parse_str(request_id).is_err() {
+        violations.push(crate::error::FieldViolation::new("request_id", "must be a UUID (for example a v4 or v7 UUID made by the client)"));
+    }
+}
+
 /// Like [`begin`], where `request_id` is optional: without one the request simply runs in a
 /// fresh transaction (a retry may then repeat its effect, as the caller chose).
 pub async fn begin_optional<R: Message + Default>(

@@ -148,6 +148,11 @@ pub fn validate(e: &Engagement) -> Result<NewEngagement, ServiceError> {
         .enumerate()
         .filter_map(|(i, a)| gather(&mut v, parse_name(&format!("engagement.beneficiary_accounts[{i}]"), "accounts", a)))
         .collect();
+    for (i, l) in e.languages.iter().enumerate() {
+        if !(2..=3).contains(&l.len()) || !l.bytes().all(|b| b.is_ascii_lowercase()) {
+            v.push(FieldViolation::new(format!("engagement.languages[{i}]"), "must be a language code such as fr, ar or en"));
+        }
+    }
     if !(0..=500).contains(&e.hours_budget) {
         v.push(FieldViolation::new("engagement.hours_budget", "must be 0 (the window's default) to 500"));
     }
@@ -292,6 +297,10 @@ impl Coaching {
     /// CreateEngagement (by hand), in `tx`.
     pub async fn create_engagement(&self, tx: &mut PgConnection, actor: &Actor<'_>, e: &Engagement) -> Result<Engagement, ServiceError> {
         let new = validate(e)?;
+        let zones: Vec<String> = sqlx::query_scalar("SELECT DISTINCT zone FROM offices ORDER BY zone").fetch_all(&mut *tx).await?;
+        if !zones.contains(&new.zone) {
+            return Err(ServiceError::invalid("engagement.zone", format!("must be a zone with an office: {}", zones.join(", "))));
+        }
         if !Scope::staff(actor.principal).covers(&new.zone, None) {
             return Err(ServiceError::PermissionDenied("officers and program managers of the zone and admins open engagements"));
         }
@@ -319,9 +328,9 @@ impl Coaching {
         let mut v = Vec::new();
         let size = gather(&mut v, page_size(r.page_size)).unwrap_or_default();
         let coach = if r.coach.is_empty() { None } else { gather(&mut v, parse_name("coach", "coaches", &r.coach)) };
-        refuse_if_any(v)?;
         let filter = format!("engagements|{}|{}|{}", r.coach, r.zone, r.window);
-        let after: Option<Uuid> = self.page_tokens.decode(&r.page_token, &filter)?;
+        let after: Option<Uuid> = gather(&mut v, self.page_tokens.decode(&r.page_token, &filter)).flatten();
+        refuse_if_any(v)?;
         let mut qb = QueryBuilder::<Postgres>::new(format!("{SELECT} WHERE TRUE"));
         if let Some(coach) = coach {
             qb.push(" AND e.coach_id = ").push_bind(coach);
@@ -566,12 +575,16 @@ impl Coaching {
         window: &str,
         zone: &str,
         office: &str,
-        as_of: OffsetDateTime,
+        as_of: &Option<prost_types::Timestamp>,
     ) -> Result<Progress, ServiceError> {
         let mut v = Vec::new();
+        let as_of = match as_of {
+            Some(t) => gather(&mut v, work4life_platform::wire::from_timestamp("as_of", t)),
+            None => Some(OffsetDateTime::now_utc()),
+        };
         let one = if engagement.is_empty() { None } else { gather(&mut v, parse_name("engagement", "engagements", engagement)) };
         let office = if office.is_empty() { None } else { gather(&mut v, crate::offices::office_code("office", office)) };
-        refuse_if_any(v)?;
+        let (Some(as_of), true) = (as_of, v.is_empty()) else { return Err(ServiceError::InvalidArgument(v)) };
         let scope = Scope::read(actor.principal);
         let mut conn = self.pool.acquire().await?;
         if let Some(id) = one {
@@ -613,6 +626,8 @@ impl Coaching {
                  WHERE se.engagement_id = c.id AND s.state = 'held' AND lower(s.during) > ",
         );
         qb.push_bind(as_of - Duration::days(30));
+        qb.push(" AND lower(s.during) <= ");
+        qb.push_bind(as_of);
         qb.push(")) OR EXISTS (SELECT 1 FROM milestones m WHERE m.engagement_id = c.id AND m.state <> 'verified' AND m.due_on < ");
         qb.push_bind(as_of.date());
         qb.push(")) ORDER BY c.id)");

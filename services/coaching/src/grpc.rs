@@ -6,8 +6,8 @@ use work4life_platform::{
     ServiceError,
     audit::Actor,
     auth::principal,
-    idempotency::{Begun, begin_optional, request_hash},
-    wire::{from_timestamp, request_id, source},
+    idempotency::{Begun, begin_optional, check_request_id, request_hash},
+    wire::{gather, refuse_if_any, request_id, source},
 };
 use work4life_proto::coaching::{
     CancelSessionRequest, CancelSessionResponse, CompleteMilestoneRequest, CompleteMilestoneResponse, CreateCoachRequest,
@@ -35,10 +35,6 @@ macro_rules! actor {
     };
 }
 
-fn required<T>(field: &str, value: &Option<T>) -> Result<(), ServiceError> {
-    if value.is_none() { Err(ServiceError::invalid(field, "is required")) } else { Ok(()) }
-}
-
 #[tonic::async_trait]
 impl CoachingService for CoachingApi {
     async fn get_office(&self, request: Request<GetOfficeRequest>) -> Result<Response<GetOfficeResponse>, Status> {
@@ -64,10 +60,8 @@ impl CoachingService for CoachingApi {
     async fn create_coach(&self, request: Request<CreateCoachRequest>) -> Result<Response<CreateCoachResponse>, Status> {
         actor!(request, actor);
         let r = request.get_ref();
-        required("coach", &r.coach)?;
-        Ok(Response::new(CreateCoachResponse {
-            coach: Some(self.0.create_coach(&actor, &r.account, r.coach.as_ref().unwrap_or(&Default::default())).await?),
-        }))
+        // A missing profile is one more bad field, reported with the account's.
+        Ok(Response::new(CreateCoachResponse { coach: Some(self.0.create_coach(&actor, &r.account, r.coach.as_ref()).await?) }))
     }
 
     async fn get_coach(&self, request: Request<GetCoachRequest>) -> Result<Response<GetCoachResponse>, Status> {
@@ -85,7 +79,15 @@ impl CoachingService for CoachingApi {
     async fn create_engagement(&self, request: Request<CreateEngagementRequest>) -> Result<Response<CreateEngagementResponse>, Status> {
         actor!(request, actor);
         let r = request.get_ref();
-        required("engagement", &r.engagement)?;
+        let mut v = Vec::new();
+        check_request_id(&mut v, &r.request_id);
+        match &r.engagement {
+            None => v.push(work4life_platform::FieldViolation::new("engagement", "is required")),
+            Some(e) => {
+                gather(&mut v, crate::engagements::validate(e));
+            }
+        }
+        refuse_if_any(v)?;
         let scope = format!("coaching.CreateEngagement:{}", actor.principal.subject);
         match begin_optional::<CreateEngagementResponse>(&self.0.pool, &scope, &r.request_id, &request_hash(r)).await? {
             Begun::Replay(response) => Ok(Response::new(response)),
@@ -119,12 +121,22 @@ impl CoachingService for CoachingApi {
     async fn schedule_session(&self, request: Request<ScheduleSessionRequest>) -> Result<Response<ScheduleSessionResponse>, Status> {
         actor!(request, actor);
         let r = request.get_ref();
-        required("session", &r.session)?;
+        let mut v = Vec::new();
+        check_request_id(&mut v, &r.request_id);
+        let session = r.session.clone().unwrap_or_default();
+        let valid = match &r.session {
+            None => {
+                v.push(work4life_platform::FieldViolation::new("session", "is required"));
+                None
+            }
+            Some(s) => crate::sessions::validate_session(&mut v, s),
+        };
+        let (Some(valid), true) = (valid, v.is_empty()) else { return Err(ServiceError::InvalidArgument(v).into()) };
         let scope = format!("coaching.ScheduleSession:{}", actor.principal.subject);
         match begin_optional::<ScheduleSessionResponse>(&self.0.pool, &scope, &r.request_id, &request_hash(r)).await? {
             Begun::Replay(response) => Ok(Response::new(response)),
             Begun::Fresh(mut fresh) => {
-                let session = self.0.schedule(&mut fresh.tx, &actor, r.session.as_ref().unwrap_or(&Default::default())).await?;
+                let session = self.0.schedule(&mut fresh.tx, &actor, &session, valid).await?;
                 let response = ScheduleSessionResponse { session: Some(session) };
                 fresh.commit(&response).await?;
                 Ok(Response::new(response))
@@ -184,11 +196,7 @@ impl CoachingService for CoachingApi {
     async fn get_progress(&self, request: Request<GetProgressRequest>) -> Result<Response<GetProgressResponse>, Status> {
         actor!(request, actor);
         let r = request.get_ref();
-        let as_of = match &r.as_of {
-            Some(t) => from_timestamp("as_of", t)?,
-            None => time::OffsetDateTime::now_utc(),
-        };
-        let progress = self.0.progress(&actor, &r.engagement, &r.window, &r.zone, &r.office, as_of).await?;
+        let progress = self.0.progress(&actor, &r.engagement, &r.window, &r.zone, &r.office, &r.as_of).await?;
         Ok(Response::new(GetProgressResponse { progress: Some(progress) }))
     }
 }

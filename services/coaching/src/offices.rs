@@ -157,9 +157,11 @@ impl Coaching {
 
     /// ListOffices, by code.
     pub async fn list_offices(&self, zone: &str, requested: i32, token: &str) -> Result<(Vec<Office>, String), ServiceError> {
-        let size = page_size(requested)?;
+        let mut v = Vec::new();
+        let size = gather(&mut v, page_size(requested)).unwrap_or_default();
         let filter = format!("offices|{zone}");
-        let after: Option<String> = self.page_tokens.decode(token, &filter)?;
+        let after: Option<String> = gather(&mut v, self.page_tokens.decode(token, &filter)).flatten();
+        refuse_if_any(v)?;
         let mut conn = self.pool.acquire().await?;
         let rows = sqlx::query_as::<_, OfficeRow>(
             "SELECT code, name, zone, operator, address, time_zone FROM offices WHERE code > $1 AND ($2 = '' OR zone = $2) ORDER BY code LIMIT $3",
@@ -194,11 +196,14 @@ impl Coaching {
             if !(1..=7).contains(&h.weekday) || hours[..i].iter().any(|o| o.weekday == h.weekday) {
                 v.push(FieldViolation::new(format!("opening_hours[{i}].weekday"), "must be 1 (Monday) to 7 (Sunday), once each"));
             }
+            if open.is_none() {
+                v.push(FieldViolation::new(format!("opening_hours[{i}].open"), "must be HH:MM"));
+            }
             match (open, close) {
+                (_, None) => v.push(FieldViolation::new(format!("opening_hours[{i}].close"), "must be HH:MM")),
                 (Some(o), Some(c)) if c > o => parsed.push((h.weekday, o, c)),
                 (Some(_), Some(_)) => v.push(FieldViolation::new(format!("opening_hours[{i}].close"), "must be after open")),
-                (None, _) => v.push(FieldViolation::new(format!("opening_hours[{i}].open"), "must be HH:MM")),
-                (_, None) => v.push(FieldViolation::new(format!("opening_hours[{i}].close"), "must be HH:MM")),
+                (None, Some(_)) => {}
             }
         }
         let days: Vec<time::Date> =
@@ -241,9 +246,13 @@ impl Coaching {
     }
 
     /// CreateCoach: the profile of a staff account with the coach role.
-    pub async fn create_coach(&self, actor: &Actor<'_>, account: &str, c: &Coach) -> Result<Coach, ServiceError> {
+    pub async fn create_coach(&self, actor: &Actor<'_>, account: &str, c: Option<&Coach>) -> Result<Coach, ServiceError> {
         let mut v = Vec::new();
         let id = gather(&mut v, parse_name("account", "accounts", account));
+        let Some(c) = c else {
+            v.push(FieldViolation::new("coach", "is required"));
+            return Err(ServiceError::InvalidArgument(v));
+        };
         let office = gather(&mut v, office_code("coach.office", &c.office));
         if c.display_name.trim().is_empty() || c.display_name.chars().count() > 200 || c.display_name.chars().any(char::is_control) {
             v.push(FieldViolation::new("coach.display_name", "is required, at most 200 characters"));
@@ -312,9 +321,9 @@ impl Coaching {
         let mut v = Vec::new();
         let size = gather(&mut v, page_size(requested)).unwrap_or_default();
         let office = if office.is_empty() { Some(String::new()) } else { gather(&mut v, office_code("office", office)) };
-        refuse_if_any(v)?;
         let filter = format!("coaches|{}|{zone}", office.clone().unwrap_or_default());
-        let after: Option<Uuid> = self.page_tokens.decode(token, &filter)?;
+        let after: Option<Uuid> = gather(&mut v, self.page_tokens.decode(token, &filter)).flatten();
+        refuse_if_any(v)?;
         let rows = sqlx::query_as::<_, CoachRow>(sqlx::AssertSqlSafe(format!(
             "{COACH_SELECT} WHERE c.account_id > $1 AND ($2 = '' OR c.office_code = $2) AND ($3 = '' OR o.zone = $3) \
              ORDER BY c.account_id LIMIT $4"

@@ -43,6 +43,36 @@ struct SessionRow {
 const SELECT: &str = "SELECT s.id, s.coach_id, s.office_code, s.room_code, lower(s.during) AS starts, upper(s.during) AS ends, s.topic, s.state, s.notes, \
      s.reason, s.version FROM sessions s";
 
+/// A ScheduleSession request, validated.
+pub struct ValidSession {
+    ids: Vec<Uuid>,
+    coach: Option<Uuid>,
+    slot: Slot,
+}
+
+/// Validates every field of a session to schedule at once (paths under `session.`), adding
+/// them to `v`.
+pub fn validate_session(v: &mut Vec<FieldViolation>, s: &Session) -> Option<ValidSession> {
+    if s.engagements.is_empty() {
+        v.push(FieldViolation::new("session.engagements", "needs at least one engagement"));
+    }
+    let ids: Vec<Uuid> = s
+        .engagements
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| gather(v, parse_name(&format!("session.engagements[{i}]"), "engagements", e)))
+        .collect();
+    let coach = if s.coach.is_empty() { None } else { gather(v, parse_name("session.coach", "coaches", &s.coach)) };
+    let slot = validate_slot(v, "session.", &s.room, &s.start_time, &s.end_time);
+    if s.topic.chars().count() > 200 || s.topic.chars().any(char::is_control) {
+        v.push(FieldViolation::new("session.topic", "must be at most 200 characters"));
+    }
+    if !v.is_empty() {
+        return None;
+    }
+    Some(ValidSession { ids, coach, slot: slot? })
+}
+
 /// A session's place and time, validated.
 struct Slot {
     room: Option<(String, String)>,
@@ -166,11 +196,11 @@ impl Coaching {
 
     /// Refuses a room session outside the office's opening hours (local time) or on a closure day,
     /// or in a room too small; returns the office's time zone ("" when remote).
-    async fn check_room(&self, conn: &mut PgConnection, slot: &Slot, people: usize) -> Result<String, ServiceError> {
+    async fn check_room(&self, conn: &mut PgConnection, field: &str, slot: &Slot, people: usize) -> Result<String, ServiceError> {
         let Some((office, room)) = &slot.room else { return Ok(String::new()) };
         let (_, tz) = match office_zone(conn, office).await {
             Ok(z) => z,
-            Err(ServiceError::NotFound(_)) => return Err(ServiceError::invalid("session.room", "no such office")),
+            Err(ServiceError::NotFound(_)) => return Err(ServiceError::invalid(field, "no such office")),
             Err(e) => return Err(e),
         };
         let capacity: Option<i32> = sqlx::query_scalar("SELECT capacity FROM rooms WHERE office_code = $1 AND code = $2")
@@ -178,7 +208,7 @@ impl Coaching {
             .bind(room)
             .fetch_optional(&mut *conn)
             .await?;
-        let Some(capacity) = capacity else { return Err(ServiceError::invalid("session.room", "no such room")) };
+        let Some(capacity) = capacity else { return Err(ServiceError::invalid(field, "no such room")) };
         if people > capacity as usize {
             return Err(ServiceError::precondition(
                 "ROOM_TOO_SMALL",
@@ -213,24 +243,15 @@ impl Coaching {
         Ok(tz)
     }
 
-    /// ScheduleSession, in `tx`.
-    pub async fn schedule(&self, tx: &mut PgConnection, actor: &Actor<'_>, s: &Session) -> Result<Session, ServiceError> {
-        let mut v = Vec::new();
-        if s.engagements.is_empty() {
-            v.push(FieldViolation::new("session.engagements", "needs at least one engagement"));
-        }
-        let ids: Vec<Uuid> = s
-            .engagements
-            .iter()
-            .enumerate()
-            .filter_map(|(i, e)| gather(&mut v, parse_name(&format!("session.engagements[{i}]"), "engagements", e)))
-            .collect();
-        let coach = if s.coach.is_empty() { None } else { gather(&mut v, parse_name("session.coach", "coaches", &s.coach)) };
-        let slot = validate_slot(&mut v, "session.", &s.room, &s.start_time, &s.end_time);
-        if s.topic.chars().count() > 200 || s.topic.chars().any(char::is_control) {
-            v.push(FieldViolation::new("session.topic", "must be at most 200 characters"));
-        }
-        let (Some(slot), true) = (slot, v.is_empty()) else { return Err(ServiceError::InvalidArgument(v)) };
+    /// ScheduleSession, in `tx` (the request validated by [`validate_session`]).
+    pub async fn schedule(
+        &self,
+        tx: &mut PgConnection,
+        actor: &Actor<'_>,
+        s: &Session,
+        valid: ValidSession,
+    ) -> Result<Session, ServiceError> {
+        let ValidSession { ids, coach, slot } = valid;
         let read = Scope::read(actor.principal);
         let mut rows: Vec<EngagementRow> = Vec::new();
         for id in &ids {
@@ -264,7 +285,7 @@ impl Coaching {
         let mut participants: Vec<Uuid> = rows.iter().flat_map(|r| r.beneficiaries.iter().copied()).collect();
         participants.sort();
         participants.dedup();
-        let tz = self.check_room(tx, &slot, participants.len() + 1).await?;
+        let tz = self.check_room(tx, "session.room", &slot, participants.len() + 1).await?;
         let id = Uuid::now_v7();
         let during = PgRange::from(slot.starts..slot.ends);
         sqlx::query(
@@ -354,9 +375,9 @@ impl Coaching {
         let room = if r.room.is_empty() { None } else { gather(&mut v, room_name("room", &r.room)) };
         let after_time = r.start_after.as_ref().and_then(|t| gather(&mut v, from_timestamp("start_after", t)));
         let before_time = r.start_before.as_ref().and_then(|t| gather(&mut v, from_timestamp("start_before", t)));
-        refuse_if_any(v)?;
         let filter = format!("sessions|{}|{}|{}|{:?}|{:?}", r.coach, r.engagement, r.room, r.start_after, r.start_before);
-        let after: Option<(OffsetDateTime, Uuid)> = self.page_tokens.decode(&r.page_token, &filter)?;
+        let after: Option<(OffsetDateTime, Uuid)> = gather(&mut v, self.page_tokens.decode(&r.page_token, &filter)).flatten();
+        refuse_if_any(v)?;
         let mut qb = QueryBuilder::<Postgres>::new(format!("{SELECT} WHERE TRUE"));
         if let Some(coach) = coach {
             qb.push(" AND s.coach_id = ").push_bind(coach);
@@ -406,7 +427,7 @@ impl Coaching {
         }
         let people: i64 =
             sqlx::query_scalar("SELECT count(*) FROM session_participants WHERE session_id = $1").bind(id).fetch_one(&mut *tx).await?;
-        let tz = self.check_room(&mut tx, &slot, people as usize + 1).await?;
+        let tz = self.check_room(&mut tx, "room", &slot, people as usize + 1).await?;
         let during = PgRange::from(slot.starts..slot.ends);
         sqlx::query("UPDATE sessions SET during = $2, office_code = $3, room_code = $4, reason = $5, version = version + 1 WHERE id = $1")
             .bind(id)
