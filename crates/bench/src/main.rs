@@ -5,10 +5,13 @@
 //! work4life-bench serve --mode bare|stack         an echo server; prints {"addr","token"} on stdout
 //! work4life-bench load --addr URL [--rate R] ...  closed loop (default) or fixed rate
 //! work4life-bench compare [--duration 10] ...     bare vs full stack, each in its own process, one run
+//! work4life-bench intake --scenario register|submit|list|load ...   the intake service next to pgbench (intake.rs)
 //! ```
 //! Closed loop: `concurrency` callers each send the next call when the previous answers
 //! (throughput). Fixed rate: calls start on a schedule whatever the answers do, and latency is
 //! measured from the scheduled start (no coordinated omission).
+
+mod intake;
 
 use std::{
     io::{BufRead, BufReader},
@@ -21,7 +24,10 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use hdrhistogram::Histogram;
 use tokio::sync::Mutex;
-use tonic::{Request, Response, Status, transport::Endpoint};
+use tonic::{
+    Request, Response, Status,
+    transport::{Channel, Endpoint},
+};
 use work4life_platform::{
     auth::{Claims, InMemoryKeySource, RoleBinding, TokenVerifier, signing::SigningKey},
     config::{PlatformConfig, TokenConfig},
@@ -118,6 +124,8 @@ enum Command {
         #[arg(long, default_value_t = 50)]
         count: usize,
     },
+    /// The intake service over real gRPC, next to pgbench running the same SQL (docs/benchmarks.md, "Intake").
+    Intake(intake::IntakeArgs),
     /// Run the same load against the bare server and the full stack, each in its own process.
     Compare {
         /// Tokio worker threads of each server (the machine has 2 cores; the client gets the rest).
@@ -158,6 +166,7 @@ fn main() -> anyhow::Result<()> {
         Command::Compare { threads, rounds, no_telemetry, args } => compare(threads, rounds, no_telemetry, &args),
         Command::Verify { count } => client_runtime()?.block_on(verify_cost(count)),
         Command::Argon2 { count } => argon2_rate(count),
+        Command::Intake(args) => intake::run(&args),
     }
 }
 
@@ -285,33 +294,12 @@ fn clock_ticks_per_second() -> f64 {
 }
 
 async fn load(addr: &str, token: &str, args: &LoadArgs, server_pid: Option<u32>) -> anyhow::Result<Report> {
-    let mut clients = Vec::new();
-    for _ in 0..args.connections.max(1) {
-        let channel =
-            Endpoint::from_shared(addr.to_string())?.tcp_nodelay(true).connect().await.with_context(|| format!("connecting to {addr}"))?;
-        clients.push(channel);
-    }
+    let channels = connect(addr, args.connections).await?;
     let request = EchoRequest { message: "bench".into(), payload: vec![7u8; args.payload] };
     let auth: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>> =
         if token.is_empty() { None } else { Some(format!("Bearer {token}").parse()?) };
-    let warmup = Duration::from_secs(1);
-    let measure = Duration::from_secs(args.duration);
-    let started = Instant::now();
-    let measure_from = started + warmup;
-    let stop_at = measure_from + measure;
-    let totals = Arc::new(Mutex::new((0u64, 0u64, Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?)));
-    let cpu_window = server_pid.map(|pid| {
-        tokio::spawn(async move {
-            tokio::time::sleep_until(measure_from.into()).await;
-            let start = cpu_micros(pid);
-            tokio::time::sleep_until(stop_at.into()).await;
-            Some(cpu_micros(pid)? - start?)
-        })
-    });
-
     let rpc = args.rpc;
-    let call = move |channel: &mut tonic::transport::Channel| -> futures::future::BoxFuture<'static, bool> {
-        let channel = channel.clone();
+    let call = move |channel: Channel| -> futures::future::BoxFuture<'static, bool> {
         match rpc {
             Rpc::Echo => {
                 let r = authorized(request.clone(), &auth);
@@ -327,12 +315,58 @@ async fn load(addr: &str, token: &str, args: &LoadArgs, server_pid: Option<u32>)
             }
         }
     };
+    let shape = Shape { concurrency: args.concurrency, duration: Duration::from_secs(args.duration), rate: args.rate };
+    drive(&channels, &shape, server_pid, call).await
+}
+
+/// `connections` HTTP/2 connections to `addr` (at least one).
+async fn connect(addr: &str, connections: usize) -> anyhow::Result<Vec<Channel>> {
+    let mut channels = Vec::new();
+    for _ in 0..connections.max(1) {
+        let channel =
+            Endpoint::from_shared(addr.to_string())?.tcp_nodelay(true).connect().await.with_context(|| format!("connecting to {addr}"))?;
+        channels.push(channel);
+    }
+    Ok(channels)
+}
+
+/// How a run loads the server.
+struct Shape {
+    /// Callers in flight (closed loop) or the cap on in-flight calls (fixed rate).
+    concurrency: usize,
+    /// Measured time, after one second of warm-up.
+    duration: Duration,
+    /// Calls per second for a fixed-rate run; `None`: closed loop.
+    rate: Option<u64>,
+}
+
+/// Runs `call` (one RPC on the given channel; true when it succeeded) in a closed loop or at a
+/// fixed rate, spreading callers over `channels`, and measures it after one second of warm-up.
+async fn drive<F>(channels: &[Channel], shape: &Shape, server_pid: Option<u32>, call: F) -> anyhow::Result<Report>
+where
+    F: Fn(Channel) -> futures::future::BoxFuture<'static, bool> + Clone + Send + 'static,
+{
+    anyhow::ensure!(!channels.is_empty(), "no channel to call on");
+    let warmup = Duration::from_secs(1);
+    let measure = shape.duration;
+    let started = Instant::now();
+    let measure_from = started + warmup;
+    let stop_at = measure_from + measure;
+    let totals = Arc::new(Mutex::new((0u64, 0u64, Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?)));
+    let cpu_window = server_pid.map(|pid| {
+        tokio::spawn(async move {
+            tokio::time::sleep_until(measure_from.into()).await;
+            let start = cpu_micros(pid);
+            tokio::time::sleep_until(stop_at.into()).await;
+            Some(cpu_micros(pid)? - start?)
+        })
+    });
 
     let mut tasks = Vec::new();
-    match args.rate {
+    match shape.rate {
         None => {
-            for i in 0..args.concurrency.max(1) {
-                let mut client = clients[i % clients.len()].clone();
+            for i in 0..shape.concurrency.max(1) {
+                let channel = channels[i % channels.len()].clone();
                 let totals = Arc::clone(&totals);
                 let call = call.clone();
                 tasks.push(tokio::spawn(async move {
@@ -343,7 +377,7 @@ async fn load(addr: &str, token: &str, args: &LoadArgs, server_pid: Option<u32>)
                         if t0 >= stop_at {
                             break;
                         }
-                        let ok = call(&mut client).await;
+                        let ok = call(channel.clone()).await;
                         if t0 >= measure_from {
                             calls += 1;
                             errors += u64::from(!ok);
@@ -359,7 +393,7 @@ async fn load(addr: &str, token: &str, args: &LoadArgs, server_pid: Option<u32>)
         }
         Some(rate) => {
             let interval = Duration::from_secs_f64(1.0 / rate.max(1) as f64);
-            let permits = Arc::new(tokio::sync::Semaphore::new(args.concurrency.max(1)));
+            let permits = Arc::new(tokio::sync::Semaphore::new(shape.concurrency.max(1)));
             let mut next = started;
             let mut i = 0usize;
             while next < stop_at {
@@ -375,12 +409,12 @@ async fn load(addr: &str, token: &str, args: &LoadArgs, server_pid: Option<u32>)
                     }
                     continue;
                 };
-                let mut client = clients[i % clients.len()].clone();
+                let channel = channels[i % channels.len()].clone();
                 i += 1;
                 let totals = Arc::clone(&totals);
                 let call = call.clone();
                 tasks.push(tokio::spawn(async move {
-                    let ok = call(&mut client).await;
+                    let ok = call(channel).await;
                     drop(permit);
                     if scheduled >= measure_from {
                         let mut t = totals.lock().await;

@@ -156,7 +156,9 @@ pub async fn serve(
             tracing::info!("listener closed; draining in-flight calls");
         }
     };
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    // TCP_NODELAY: without it, Nagle's algorithm holds the tail of a small answer until the
+    // client's delayed ACK, 40 ms later (measured on every unary call at low concurrency).
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     let server =
         tonic::transport::Server::builder().layer(stack).add_routes(routes.routes()).serve_with_incoming_shutdown(incoming, signal);
     let deadline = async {
