@@ -29,6 +29,18 @@ pub struct AuditEntry {
     pub details: serde_json::Value,
 }
 
+/// Binds `$actor` to the caller of the tonic request `$request` (principal, request id, source
+/// address), or returns UNAUTHENTICATED from the enclosing handler.
+#[macro_export]
+macro_rules! actor {
+    ($request:ident, $actor:ident) => {
+        let caller = $crate::auth::principal(&$request)?;
+        let request_id = $crate::wire::request_id();
+        let source = $crate::wire::source(&$request);
+        let $actor = $crate::audit::Actor { principal: caller, request_id: &request_id, source: &source };
+    };
+}
+
 /// Who acted: the caller, the request and where it came from, for the entries of one request.
 pub struct Actor<'a> {
     /// The caller.

@@ -60,6 +60,11 @@ impl ZoneScope {
         Self { all, grants }
     }
 
+    /// A scope that covers everything (reading back what the caller just wrote).
+    pub fn everything() -> Self {
+        Self { all: true, grants: Vec::new() }
+    }
+
     /// Everything for nobody: a scope that covers nothing.
     pub fn none() -> Self {
         Self::default()

@@ -284,13 +284,7 @@ impl Coaching {
     }
 
     async fn one(&self, conn: &mut PgConnection, id: Uuid) -> Result<Engagement, ServiceError> {
-        let row = fetch(
-            conn,
-            &Scope { staff: work4life_platform::scope::ZoneScope { all: true, grants: vec![] }, ..Scope::default() },
-            id,
-            false,
-        )
-        .await?;
+        let row = fetch(conn, &Scope::everything(), id, false).await?;
         Ok(self.engagements(conn, &[row]).await?.remove(0))
     }
 

@@ -2,12 +2,12 @@
 //! caller for the audit, makes creates idempotent, and wraps answers.
 
 use tonic::{Request, Response, Status};
+use work4life_platform::actor;
 use work4life_platform::{
     ServiceError,
-    audit::Actor,
     auth::principal,
     idempotency::{Begun, begin_optional, check_request_id, request_hash},
-    wire::{gather, refuse_if_any, request_id, source},
+    wire::{gather, refuse_if_any},
 };
 use work4life_proto::coaching::{
     CancelSessionRequest, CancelSessionResponse, CompleteMilestoneRequest, CompleteMilestoneResponse, CreateCoachRequest,
@@ -24,16 +24,6 @@ use crate::Coaching;
 
 /// The gRPC face of coaching.
 pub struct CoachingApi(pub Coaching);
-
-/// Binds `$actor` to the caller of `$request` (principal, request id, source address).
-macro_rules! actor {
-    ($request:ident, $actor:ident) => {
-        let caller = principal(&$request)?;
-        let request_id = request_id();
-        let source = source(&$request);
-        let $actor = Actor { principal: caller, request_id: &request_id, source: &source };
-    };
-}
 
 #[tonic::async_trait]
 impl CoachingService for CoachingApi {

@@ -31,6 +31,11 @@ impl Scope {
         }
     }
 
+    /// Everything (for reading back what was just written).
+    pub fn everything() -> Self {
+        Self { staff: ZoneScope::everything(), coach: None, account: None }
+    }
+
     /// Desk work: engagements, coaches, sessions of others (officers, program managers, admins).
     pub fn staff(p: &Principal) -> ZoneScope {
         ZoneScope::of(p, &["admin"], &["program_manager", "officer"])

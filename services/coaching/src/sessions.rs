@@ -183,14 +183,7 @@ impl Coaching {
     }
 
     async fn session(&self, conn: &mut PgConnection, id: Uuid) -> Result<Session, ServiceError> {
-        let row = self
-            .fetch_session(
-                conn,
-                &Scope { staff: work4life_platform::scope::ZoneScope { all: true, grants: vec![] }, ..Scope::default() },
-                id,
-                false,
-            )
-            .await?;
+        let row = self.fetch_session(conn, &Scope::everything(), id, false).await?;
         Ok(self.sessions(conn, &[row]).await?.remove(0))
     }
 

@@ -2,12 +2,12 @@
 //! for the audit, makes creates idempotent, and wraps answers. The rules live in the rooms.
 
 use tonic::{Request, Response, Status};
+use work4life_platform::actor;
 use work4life_platform::{
     FieldViolation, ServiceError,
-    audit::Actor,
     auth::principal,
     idempotency::{Begun, begin_optional, request_hash},
-    wire::{gather, parse_name, request_id, source},
+    wire::{gather, parse_name},
 };
 use work4life_proto::intake::{
     AddMemberRequest, AddMemberResponse, Applicant, ApplicantView, Application, AssignReviewerRequest, AssignReviewerResponse,
@@ -28,16 +28,6 @@ use crate::{Intake, rules::Step};
 
 /// The gRPC face of intake.
 pub struct IntakeApi(pub Intake);
-
-/// Binds `$actor` to the caller of `$request` (principal, request id, source address).
-macro_rules! actor {
-    ($request:ident, $actor:ident) => {
-        let caller = principal(&$request)?;
-        let request_id = request_id();
-        let source = source(&$request);
-        let $actor = Actor { principal: caller, request_id: &request_id, source: &source };
-    };
-}
 
 fn required<T>(field: &str, value: &Option<T>) -> Result<(), ServiceError> {
     if value.is_none() { Err(ServiceError::invalid(field, "is required")) } else { Ok(()) }

@@ -34,7 +34,7 @@ impl Scope {
 
     /// Everything (for reading back what was just written).
     pub fn everything() -> Self {
-        Self { staff: ZoneScope { all: true, grants: Vec::new() }, account: None, reviewer: None }
+        Self { staff: ZoneScope::everything(), account: None, reviewer: None }
     }
 
     /// What a caller may read: staff in scope, assigned reviewers, the person themselves.
