@@ -91,6 +91,10 @@ async fn seed_loads_reference_data_once_and_shows_the_admin_password_once() {
     assert_eq!(count("SELECT count(*) FROM coaching.offices").await, 5);
     assert_eq!(count("SELECT count(*) FROM coaching.rooms").await, 10, "two rooms per office, once");
     assert_eq!(count("SELECT count(*) FROM coaching.office_hours").await, 30, "Monday to Saturday per office, once");
+    assert_eq!(count("SELECT count(*) FROM grants.budgets").await, 1, "the WORK4LIFE budget once");
+    assert_eq!(count("SELECT count(*) FROM grants.budget_lines").await, 8);
+    assert_eq!(count("SELECT sum(allocated_minor)::bigint FROM grants.budget_lines").await, 200_000_000, "2,000,000 EUR allocated");
+    assert_eq!(count("SELECT count(*) FROM grants.postings").await, 9, "the funding and eight allocations, once");
     assert_eq!(count("SELECT count(*) FROM identity.organizations").await, 5);
     assert_eq!(count("SELECT count(*) FROM identity.accounts").await, 1);
     let hash: String = sqlx::query_scalar("SELECT password_hash FROM identity.accounts").fetch_one(&pool).await.expect("hash");

@@ -6,11 +6,13 @@
 //! work4life-bench load --addr URL [--rate R] ...  closed loop (default) or fixed rate
 //! work4life-bench compare [--duration 10] ...     bare vs full stack, each in its own process, one run
 //! work4life-bench intake --scenario register|submit|list|load ...   the intake service next to pgbench (intake.rs)
+//! work4life-bench coaching --scenario schedule-hot|schedule-spread|progress|load ...   the coaching service (coaching.rs)
 //! ```
 //! Closed loop: `concurrency` callers each send the next call when the previous answers
 //! (throughput). Fixed rate: calls start on a schedule whatever the answers do, and latency is
 //! measured from the scheduled start (no coordinated omission).
 
+mod coaching;
 mod intake;
 
 use std::{
@@ -126,6 +128,8 @@ enum Command {
     },
     /// The intake service over real gRPC, next to pgbench running the same SQL (docs/benchmarks.md, "Intake").
     Intake(intake::IntakeArgs),
+    /// The coaching service over real gRPC: scheduling under contention and progress reports (docs/benchmarks.md, "Coaching (#6)").
+    Coaching(coaching::CoachingArgs),
     /// Run the same load against the bare server and the full stack, each in its own process.
     Compare {
         /// Tokio worker threads of each server (the machine has 2 cores; the client gets the rest).
@@ -167,6 +171,7 @@ fn main() -> anyhow::Result<()> {
         Command::Verify { count } => client_runtime()?.block_on(verify_cost(count)),
         Command::Argon2 { count } => argon2_rate(count),
         Command::Intake(args) => intake::run(&args),
+        Command::Coaching(args) => coaching::run(&args),
     }
 }
 

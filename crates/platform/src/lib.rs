@@ -8,6 +8,7 @@
 //! - [`contact`]: email and phone normalisation shared by every registry
 //! - [`auth`]: access-token verification against the published key set
 //! - [`error`]: the error type and its one mapping to gRPC status with `google.rpc` details
+//! - [`fault`]: crash points for fault-injection tests
 //! - [`pagination`]: page sizes and signed keyset page tokens
 //! - [`idempotency`]: `request_id` replay protection
 //! - [`outbox`], [`consumer`]: events, exactly once in effect, through Redis Streams
@@ -16,6 +17,7 @@
 //! - [`host`]: running a set of services in one process (the `--target` of the binary)
 //! - [`wire`]: resource names, timestamps, dates and etags at the gRPC edge
 //! - [`scope`]: zone and organisation scope from role bindings
+//! - [`vault`]: personal identifiers sealed at rest and found by keyed hashes
 //! - [`server`]: hosting services with health, reflection and graceful shutdown
 
 #![forbid(unsafe_code)]
@@ -27,6 +29,7 @@ pub mod consumer;
 pub mod contact;
 pub mod db;
 pub mod error;
+pub mod fault;
 pub mod host;
 pub mod idempotency;
 pub mod outbox;
@@ -35,6 +38,7 @@ pub mod scope;
 pub mod server;
 pub mod stack;
 pub mod telemetry;
+pub mod vault;
 pub mod wire;
 
 pub use error::{FieldViolation, ServiceError, ServiceResult};

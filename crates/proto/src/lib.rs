@@ -46,7 +46,7 @@ pub mod work4life {
             include!(concat!(env!("OUT_DIR"), "/work4life.coaching.v1.rs"));
         }
     }
-    /// Grants: the event contracts published so far (`work4life.grants.v1`).
+    /// Grants: budgets, awards, disbursements, payment batches, the ledger, reports (`work4life.grants.v1`).
     pub mod grants {
         pub mod v1 {
             include!(concat!(env!("OUT_DIR"), "/work4life.grants.v1.rs"));

@@ -19,9 +19,10 @@ use work4life_proto::intake::{
     ListApplicantsRequest, PossibleDuplicate, PseudonymousApplicant, PseudonymousApplication,
 };
 
+use work4life_platform::vault::Lookup;
+
 use crate::{
     Intake, conflict, emit,
-    pii::Lookup,
     rules,
     scope::{Scope, account_of},
     text,
@@ -84,7 +85,7 @@ const DOCUMENT_TYPES: [(DocumentType, &str); 5] = [
     (DocumentType::None, "none"),
 ];
 
-fn gender_of(code: &str) -> Gender {
+pub(crate) fn gender_of(code: &str) -> Gender {
     GENDERS.iter().find(|(_, c)| *c == code).map_or(Gender::Unspecified, |(g, _)| *g)
 }
 

@@ -18,7 +18,7 @@ use work4life_platform::{
 use work4life_proto::{
     intake::{
         Application, ApplicationDecided, ApplicationState, ApplicationSubmitted, CallState, Decision, EligibilityFinding, JobPlacement,
-        ListApplicationsRequest, Member, MemberRole, Outcome, Recipient,
+        ListApplicationsRequest, Member, MemberProfile, MemberRole, Outcome, Recipient,
     },
     types::Money,
 };
@@ -84,6 +84,7 @@ struct MemberRow {
     given_name: Option<String>,
     family_name: Option<String>,
     birth_date: Option<time::Date>,
+    gender: String,
     nationality: String,
     zone: String,
     document_type: String,
@@ -142,7 +143,7 @@ fn role_wire(r: &str) -> MemberRole {
 
 async fn members_of(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<MemberRow>, ServiceError> {
     Ok(sqlx::query_as::<_, MemberRow>(
-        "SELECT m.application_id, m.applicant_id, m.role, a.state, a.given_name, a.family_name, a.birth_date, a.nationality, a.zone, \
+        "SELECT m.application_id, m.applicant_id, m.role, a.state, a.given_name, a.family_name, a.birth_date, a.gender, a.nationality, a.zone, \
          a.document_type, a.account_id, a.languages FROM application_members m JOIN applicants a ON a.id = m.applicant_id \
          WHERE m.application_id = ANY($1) ORDER BY m.application_id, m.position",
     )
@@ -867,6 +868,8 @@ impl Intake {
         }
         let out = self.respond(&mut tx, id).await?;
         let job = row.job_placement.as_ref().map(|j| j.0.clone()).unwrap_or_default();
+        let members = members_of(&mut tx, &[id]).await?;
+        let accepted = out.decision.as_ref().is_some_and(|d| d.outcome == Outcome::Accepted as i32);
         let event = ApplicationDecided {
             application: name.into(),
             call: format!("calls/{}", call.id),
@@ -874,10 +877,11 @@ impl Intake {
             window: window_of(&call.window_code) as i32,
             zone: row.zone.clone(),
             decision: out.decision.clone(),
-            recipients: recipients(&members_of(&mut tx, &[id]).await?),
+            recipients: recipients(&members),
             employer: job.employer.map(|e| format!("organizations/{e}")).unwrap_or_default(),
             monthly_salary: (!job.salary_currency.is_empty())
                 .then_some(Money { currency_code: job.salary_currency, amount_minor: job.salary_minor }),
+            profiles: if accepted { profiles(&members, OffsetDateTime::now_utc().date()) } else { Vec::new() },
         };
         emit(&mut tx, "intake.application.decided", name, "ApplicationDecided", &event).await?;
         actor
@@ -886,6 +890,19 @@ impl Intake {
         tx.commit().await?;
         Ok(out)
     }
+}
+
+/// The members' coarse attributes for the donor's reports, ages banded on `today`.
+fn profiles(members: &[MemberRow], today: time::Date) -> Vec<MemberProfile> {
+    members
+        .iter()
+        .map(|m| MemberProfile {
+            applicant: format!("applicants/{}", m.applicant_id),
+            gender: crate::applicants::gender_of(&m.gender) as i32,
+            nationality: m.nationality.clone(),
+            age_band: m.birth_date.map_or("unknown", |b| rules::age_band(rules::age_on(b, today))).to_string(),
+        })
+        .collect()
 }
 
 fn recipients(members: &[MemberRow]) -> Vec<Recipient> {

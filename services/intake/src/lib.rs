@@ -4,13 +4,13 @@
 //! through its protobuf contract. Rooms: [`applicants`] (the registry, duplicates, erasure,
 //! export), [`calls`] (programs and calls), [`applications`] (drafts, members, the state
 //! machine), [`reviews`] (reviewers, conflicts, scores); [`rules`] holds the pure rules,
-//! [`scope`] who sees what, [`pii`] the sealing of personal identifiers, [`grpc`] the wire.
+//! [`scope`] who sees what, [`grpc`] the wire; personal identifiers are sealed by the platform's
+//! [`work4life_platform::vault`].
 
 pub mod applicants;
 pub mod applications;
 pub mod calls;
 pub mod grpc;
-pub mod pii;
 pub mod reviews;
 pub mod rules;
 pub mod scope;
@@ -46,7 +46,7 @@ pub struct Intake {
     /// The `intake` schema's pool.
     pub pool: PgPool,
     /// Sealing and lookup hashes of personal identifiers.
-    pub vault: pii::Vault,
+    pub vault: work4life_platform::vault::Vault,
     /// Page-token codec.
     pub page_tokens: PageTokens,
 }
@@ -54,7 +54,7 @@ pub struct Intake {
 fn register(ctx: &ServiceContext, routes: &mut RoutesBuilder) -> anyhow::Result<()> {
     let intake = Intake {
         pool: ctx.pool.clone(),
-        vault: pii::Vault::new(&ctx.config.personal_data_keys, &ctx.config.personal_data_hash_key),
+        vault: work4life_platform::vault::Vault::new("intake", &ctx.config.personal_data_keys, &ctx.config.personal_data_hash_key),
         page_tokens: ctx.page_tokens.clone(),
     };
     routes.add_service(work4life_proto::intake::intake_service_server::IntakeServiceServer::new(grpc::IntakeApi(intake)));

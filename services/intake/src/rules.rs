@@ -149,6 +149,18 @@ fn finding(rule: &'static str, field: impl Into<String>, description: impl Into<
 }
 
 /// Age in whole years on `on`.
+/// The donor's age bands: `under-18`, `18-24`, `25-34`, `35-44`, `45-54`, `55+`.
+pub fn age_band(age: i32) -> &'static str {
+    match age {
+        ..=17 => "under-18",
+        18..=24 => "18-24",
+        25..=34 => "25-34",
+        35..=44 => "35-44",
+        45..=54 => "45-54",
+        _ => "55+",
+    }
+}
+
 pub fn age_on(birth: Date, on: Date) -> i32 {
     let mut age = on.year() - birth.year();
     if (on.month() as u8, on.day()) < (birth.month() as u8, birth.day()) {

@@ -1,4 +1,5 @@
-//! Personal identifiers at rest: phone, email and document numbers are sealed with AES-256-GCM
+//! Personal identifiers at rest (intake's phones, emails and document numbers, grants' payment
+//! accounts) are sealed with AES-256-GCM
 //! under a key named by id (so keys rotate: the first configured key seals, every configured key
 //! opens), and found through keyed HMAC-SHA-256 lookup hashes. The associated data binds each
 //! ciphertext to its record and field, so a ciphertext copied to another row does not open.
@@ -8,7 +9,7 @@ use hmac::{Hmac, Mac as _};
 use rand::RngCore as _;
 use sha2::Sha256;
 use uuid::Uuid;
-use work4life_platform::ServiceError;
+use crate::ServiceError;
 
 const NONCE_LEN: usize = 12;
 
@@ -43,13 +44,14 @@ fn internal(what: &str) -> ServiceError {
 }
 
 impl Vault {
-    /// From the configured keys (the first seals) and hash key. Lookup hashes and pseudonyms use
-    /// separate keys derived from it, so an export's pseudonyms reveal nothing about lookups.
-    pub fn new(keys: &[(String, [u8; 32])], hash_key: &[u8]) -> Self {
+    /// From the configured keys (the first seals) and hash key, for `service`. Lookup hashes and
+    /// pseudonyms use separate keys derived from it per service, so an export's pseudonyms reveal
+    /// nothing about lookups and one service's hashes mean nothing to another.
+    pub fn new(service: &str, keys: &[(String, [u8; 32])], hash_key: &[u8]) -> Self {
         Self {
             keys: keys.iter().map(|(id, key)| (id.clone(), Aes256Gcm::new(key.into()))).collect(),
-            lookup_key: mac(hash_key, &[b"work4life intake lookup"]),
-            pseudonym_key: mac(hash_key, &[b"work4life intake pseudonym"]),
+            lookup_key: mac(hash_key, &[format!("work4life {service} lookup").as_bytes()]),
+            pseudonym_key: mac(hash_key, &[format!("work4life {service} pseudonym").as_bytes()]),
         }
     }
 
@@ -108,7 +110,7 @@ mod tests {
 
     fn vault(keys: &[(&str, u8)]) -> Vault {
         let keys: Vec<(String, [u8; 32])> = keys.iter().map(|(id, b)| ((*id).to_string(), [*b; 32])).collect();
-        Vault::new(&keys, b"hash key of at least thirty-two bytes")
+        Vault::new("intake", &keys, b"hash key of at least thirty-two bytes")
     }
 
     #[test]
@@ -139,7 +141,7 @@ mod tests {
         let v = vault(&[("k1", 1)]);
         assert_eq!(v.lookup(Lookup::Phone, "+212612345678"), v.lookup(Lookup::Phone, "+212612345678"));
         assert_ne!(v.lookup(Lookup::Phone, "x"), v.lookup(Lookup::Document, "x"));
-        let other = Vault::new(&[("k1".into(), [1; 32])], b"another hash key, also long enough");
+        let other = Vault::new("intake", &[("k1".into(), [1; 32])], b"another hash key, also long enough");
         assert_ne!(v.lookup(Lookup::Phone, "x"), other.lookup(Lookup::Phone, "x"));
         let id = Uuid::now_v7();
         assert_eq!(v.pseudonym(id), v.pseudonym(id));
