@@ -47,6 +47,9 @@ pub mod vars {
     /// Secret (at least 32 bytes, base64) for the keyed lookup hashes and pseudonyms of personal
     /// identifiers. Changing it orphans every lookup hash: it is not rotated like the keys above.
     pub const PERSONAL_DATA_HASH_KEY: &str = "W4L_PERSONAL_DATA_HASH_KEY";
+    /// A JWK set (JSON) to verify access tokens with, instead of identity's published keys:
+    /// for a service run without identity (tests, an isolated verification host). Unset: identity.
+    pub const TRUSTED_JWKS: &str = "W4L_TRUSTED_JWKS";
     /// Log filter in `tracing` syntax (`info`, `work4life=debug,sqlx=warn`).
     pub const LOG: &str = "W4L_LOG";
     /// Log format: `json` (default) or `text`.
@@ -132,6 +135,8 @@ pub struct PlatformConfig {
     pub personal_data_keys: Vec<(String, [u8; 32])>,
     /// Key of the lookup hashes and pseudonyms of personal identifiers.
     pub personal_data_hash_key: Vec<u8>,
+    /// A fixed key set to verify tokens with, instead of identity's.
+    pub trusted_jwks: Option<jsonwebtoken::jwk::JwkSet>,
     /// Log filter.
     pub log_filter: String,
     /// Whether logs are JSON.
@@ -312,6 +317,12 @@ impl PlatformConfig {
             signing_key_encryption_key,
             personal_data_keys,
             personal_data_hash_key,
+            trusted_jwks: match src.get(vars::TRUSTED_JWKS) {
+                None => None,
+                Some(json) => {
+                    Some(serde_json::from_str(&json).map_err(|e| ConfigError::new(vars::TRUSTED_JWKS, format!("not a JWK set: {e}")))?)
+                }
+            },
             log_filter: src.get(vars::LOG).unwrap_or_else(|| DEFAULT_LOG_FILTER.into()),
             log_json,
             otlp_endpoint,

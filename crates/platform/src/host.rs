@@ -189,9 +189,10 @@ pub async fn start(options: HostOptions) -> anyhow::Result<Running> {
         advertised.extend(service.grpc_services.iter().map(|s| (*s).to_string()));
     }
 
-    let key_source = match key_source {
-        Some(source) => source,
-        None => Arc::new(crate::auth::GrpcKeySource::new(peers.channel("identity")?)),
+    let key_source: Arc<dyn KeySource> = match (key_source, &config.trusted_jwks) {
+        (Some(source), _) => source,
+        (None, Some(keys)) => Arc::new(crate::auth::InMemoryKeySource::new(keys.clone())),
+        (None, None) => Arc::new(crate::auth::GrpcKeySource::new(peers.channel("identity")?)),
     };
     let verifier = Arc::new(TokenVerifier::new(key_source, config.token.clone()));
     tokio::spawn(Arc::clone(&verifier).refresh_periodically(config.key_set_refresh, shutdown.clone()));

@@ -4,12 +4,12 @@
 //! opens), and found through keyed HMAC-SHA-256 lookup hashes. The associated data binds each
 //! ciphertext to its record and field, so a ciphertext copied to another row does not open.
 
+use crate::ServiceError;
 use aes_gcm::{Aes256Gcm, KeyInit as _, Nonce, aead::Aead as _, aead::Payload};
 use hmac::{Hmac, Mac as _};
 use rand::RngCore as _;
 use sha2::Sha256;
 use uuid::Uuid;
-use crate::ServiceError;
 
 const NONCE_LEN: usize = 12;
 

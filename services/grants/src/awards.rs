@@ -16,8 +16,8 @@ use work4life_platform::{
     wire::{check_etag, etag, format_date, gather, parse_date, parse_name, refuse_if_any, timestamp},
 };
 use work4life_proto::grants::{
-    AmendAwardRequest, Amendment, Award, AwardChanged, AwardCreated, AwardKind, AwardState, Bursary, ListAwardsRequest, Payee, PaymentMethod,
-    ReleaseCondition, Tranche, TranchePayable, TrancheState, release_condition::Condition as WireCondition,
+    AmendAwardRequest, Amendment, Award, AwardChanged, AwardCreated, AwardKind, AwardState, Bursary, ListAwardsRequest, Payee,
+    PaymentMethod, ReleaseCondition, Tranche, TranchePayable, TrancheState, release_condition::Condition as WireCondition,
 };
 
 use crate::{
@@ -194,7 +194,10 @@ fn payee(v: &mut Vec<FieldViolation>, p: Option<&Payee>) -> Option<PlannedPayee>
     };
     let holder = p.holder_name.trim();
     if holder.is_empty() || holder.chars().count() > 140 || holder.chars().any(char::is_control) {
-        v.push(FieldViolation::new("award.payee.holder_name", "is required: the holder's name as the bank knows it (at most 140 characters)"));
+        v.push(FieldViolation::new(
+            "award.payee.holder_name",
+            "is required: the holder's name as the bank knows it (at most 140 characters)",
+        ));
     }
     let compact: String = p.account.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_uppercase();
     let account = match method {
@@ -285,7 +288,10 @@ fn validate(a: &Award) -> Result<NewAward, ServiceError> {
         }
         Some(_) => {
             if !a.tranches.is_empty() {
-                v.push(FieldViolation::new("award.tranches", "must be empty for a work bursary: one tranche per month is made from `bursary`"));
+                v.push(FieldViolation::new(
+                    "award.tranches",
+                    "must be empty for a work bursary: one tranche per month is made from `bursary`",
+                ));
             }
             match &a.bursary {
                 None => v.push(FieldViolation::new("award.bursary", "is required for a work bursary")),
@@ -307,7 +313,11 @@ fn validate(a: &Award) -> Result<NewAward, ServiceError> {
                     {
                         let first = Date::from_calendar_date(start.year(), start.month(), 1).unwrap_or(start);
                         planned = (0..b.months)
-                            .map(|i| PlannedTranche { number: 0, amount: monthly, condition: Condition::BursaryMonth(add_months(first, i)) })
+                            .map(|i| PlannedTranche {
+                                number: 0,
+                                amount: monthly,
+                                condition: Condition::BursaryMonth(add_months(first, i)),
+                            })
                             .collect();
                         bursary = Some(PlannedBursary { monthly, months: b.months, employer, start });
                     }
@@ -382,8 +392,10 @@ pub async fn reserve(tx: &mut PgConnection, line: &LineRow, amount: i64) -> Resu
     if reserved.is_some() {
         return Ok(());
     }
-    let available: i64 =
-        sqlx::query_scalar("SELECT allocated_minor - committed_minor FROM budget_lines WHERE id = $1").bind(line.id).fetch_one(&mut *tx).await?;
+    let available: i64 = sqlx::query_scalar("SELECT allocated_minor - committed_minor FROM budget_lines WHERE id = $1")
+        .bind(line.id)
+        .fetch_one(&mut *tx)
+        .await?;
     Err(ServiceError::precondition(
         "BUDGET_LINE_EXCEEDED",
         "BUDGET",
@@ -399,7 +411,11 @@ pub async fn reserve(tx: &mut PgConnection, line: &LineRow, amount: i64) -> Resu
 
 /// Gives `amount` back to a line's available money.
 pub async fn release(tx: &mut PgConnection, line: &LineRow, amount: i64) -> Result<(), ServiceError> {
-    sqlx::query("UPDATE budget_lines SET committed_minor = committed_minor - $2 WHERE id = $1").bind(line.id).bind(amount).execute(&mut *tx).await?;
+    sqlx::query("UPDATE budget_lines SET committed_minor = committed_minor - $2 WHERE id = $1")
+        .bind(line.id)
+        .bind(amount)
+        .execute(&mut *tx)
+        .await?;
     Ok(())
 }
 
@@ -501,7 +517,8 @@ const TRANCHE_SELECT: &str = "SELECT t.award_id, t.number, t.amount_minor, t.lin
 
 /// Tranches of awards, by award and number.
 pub async fn tranches_of(conn: &mut PgConnection, awards: &[Uuid], lock: bool) -> Result<Vec<TrancheRow>, ServiceError> {
-    let sql = format!("{TRANCHE_SELECT} WHERE t.award_id = ANY($1) ORDER BY t.award_id, t.number{}", if lock { " FOR UPDATE OF t" } else { "" });
+    let sql =
+        format!("{TRANCHE_SELECT} WHERE t.award_id = ANY($1) ORDER BY t.award_id, t.number{}", if lock { " FOR UPDATE OF t" } else { "" });
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(awards).fetch_all(conn).await?)
 }
 
@@ -658,7 +675,8 @@ impl Grants {
                         _ => None,
                     },
                     payee: Some(Payee {
-                        method: if r.payee_method == "mobile_money" { PaymentMethod::MobileMoney } else { PaymentMethod::BankTransfer } as i32,
+                        method: if r.payee_method == "mobile_money" { PaymentMethod::MobileMoney } else { PaymentMethod::BankTransfer }
+                            as i32,
                         holder_name: r.payee_holder.clone(),
                         account: String::new(),
                         account_hint: r.payee_hint.clone(),
@@ -705,7 +723,10 @@ impl Grants {
             .ok_or_else(|| ServiceError::invalid("award.budget_line", format!("{} does not exist", a.budget_line)))?;
         match (&new.rate, new.currency == line.currency) {
             (Some(_), true) => {
-                return Err(ServiceError::invalid("award.exchange_rate", format!("must be empty: the award and the line are both in {}", line.currency)));
+                return Err(ServiceError::invalid(
+                    "award.exchange_rate",
+                    format!("must be empty: the award and the line are both in {}", line.currency),
+                ));
             }
             (None, false) => {
                 return Err(ServiceError::invalid(
@@ -714,7 +735,10 @@ impl Grants {
                 ));
             }
             (Some(r), false) if !r.links(&new.currency, &line.currency) => {
-                return Err(ServiceError::invalid("award.exchange_rate", format!("must convert between {} and {}", new.currency, line.currency)));
+                return Err(ServiceError::invalid(
+                    "award.exchange_rate",
+                    format!("must convert between {} and {}", new.currency, line.currency),
+                ));
             }
             _ => {}
         }
@@ -743,18 +767,29 @@ impl Grants {
         if bursary_window != (new.kind == "work_bursary") {
             return Err(ServiceError::invalid(
                 "award.kind",
-                format!("a {} application is funded with a {}", decided.window_code, if bursary_window { "WORK_BURSARY" } else { "STARTUP_GRANT" }),
+                format!(
+                    "a {} application is funded with a {}",
+                    decided.window_code,
+                    if bursary_window { "WORK_BURSARY" } else { "STARTUP_GRANT" }
+                ),
             ));
         }
         if let (Some(b), Some(e)) = (&new.bursary, decided.employer)
             && b.employer != e
         {
-            return Err(ServiceError::invalid("award.bursary.employer", format!("must be organizations/{e}, the employer of the placement")));
+            return Err(ServiceError::invalid(
+                "award.bursary.employer",
+                format!("must be organizations/{e}, the employer of the placement"),
+            ));
         }
         let mismatch = if line.program != decided.program {
             Some(format!("its budget funds programs/{}; the application belongs to programs/{}", line.program, decided.program))
         } else if line.window_code.as_ref().is_some_and(|w| *w != decided.window_code) {
-            Some(format!("it funds the {} window; the application is in {}", line.window_code.clone().unwrap_or_default(), decided.window_code))
+            Some(format!(
+                "it funds the {} window; the application is in {}",
+                line.window_code.clone().unwrap_or_default(),
+                decided.window_code
+            ))
         } else if line.zone.as_ref().is_some_and(|z| *z != decided.zone) {
             Some(format!("it funds the {} zone; the application is in {}", line.zone.clone().unwrap_or_default(), decided.zone))
         } else if line.kind != "beneficiary_funds" {
@@ -763,7 +798,12 @@ impl Grants {
             None
         };
         if let Some(why) = mismatch {
-            return Err(ServiceError::precondition("LINE_DOES_NOT_FUND", "BUDGET", line.name(), format!("{} cannot fund {application}: {why}", line.name())));
+            return Err(ServiceError::precondition(
+                "LINE_DOES_NOT_FUND",
+                "BUDGET",
+                line.name(),
+                format!("{} cannot fund {application}: {why}", line.name()),
+            ));
         }
         reserve(tx, &line, line_total).await?;
         let id = Uuid::now_v7();
@@ -869,7 +909,8 @@ impl Grants {
         let mut v = Vec::new();
         let size = gather(&mut v, page_size(r.page_size)).unwrap_or_default();
         let line = if r.budget_line.is_empty() { None } else { gather(&mut v, parse_line_name("budget_line", &r.budget_line)) };
-        let application = if r.application.is_empty() { None } else { gather(&mut v, parse_name("application", "applications", &r.application)) };
+        let application =
+            if r.application.is_empty() { None } else { gather(&mut v, parse_name("application", "applications", &r.application)) };
         let state = match AwardState::try_from(r.state) {
             Ok(AwardState::Unspecified) => None,
             Ok(s) => AWARD_STATES.iter().find(|(w, _)| *w == s).map(|(_, c)| *c),
@@ -883,11 +924,17 @@ impl Grants {
         refuse_if_any(v)?;
         let scope = Scope::read(p);
         if scope.staff.is_empty() && scope.account.is_none() {
-            return Err(ServiceError::PermissionDenied("awards are read by finance staff, program managers, auditors and their beneficiaries"));
+            return Err(ServiceError::PermissionDenied(
+                "awards are read by finance staff, program managers, auditors and their beneficiaries",
+            ));
         }
         let mut qb = QueryBuilder::<Postgres>::new(format!("{AWARD_SELECT} WHERE TRUE"));
         if let Some((budget, code)) = line {
-            qb.push(" AND a.line_id = (SELECT id FROM budget_lines WHERE budget_id = ").push_bind(budget).push(" AND code = ").push_bind(code).push(")");
+            qb.push(" AND a.line_id = (SELECT id FROM budget_lines WHERE budget_id = ")
+                .push_bind(budget)
+                .push(" AND code = ")
+                .push_bind(code)
+                .push(")");
         }
         if !r.zone.is_empty() {
             qb.push(" AND a.zone = ").push_bind(r.zone.clone());
@@ -914,11 +961,18 @@ impl Grants {
     async fn award_to_change(&self, tx: &mut PgConnection, p: &Principal, id: Uuid, etag_sent: &str) -> Result<AwardRow, ServiceError> {
         let row = fetch(tx, &Scope::read(p), id, true).await?;
         if !scope::award_managers(p).covers(&row.zone, row.partner) {
-            return Err(ServiceError::PermissionDenied("program managers and finance officers of the award's zone and organisation change awards"));
+            return Err(ServiceError::PermissionDenied(
+                "program managers and finance officers of the award's zone and organisation change awards",
+            ));
         }
         check_etag(etag_sent, row.version)?;
         if row.state != "active" {
-            return Err(ServiceError::precondition("AWARD_NOT_ACTIVE", "STATE", format!("awards/{id}"), format!("the award is {}", row.state)));
+            return Err(ServiceError::precondition(
+                "AWARD_NOT_ACTIVE",
+                "STATE",
+                format!("awards/{id}"),
+                format!("the award is {}", row.state),
+            ));
         }
         Ok(row)
     }
@@ -949,7 +1003,10 @@ impl Grants {
             if let Some(m) = &t.amount
                 && m.currency_code != award.currency
             {
-                v.push(FieldViolation::new(format!("tranches[{i}].amount.currency_code"), format!("must be {}, the award's currency", award.currency)));
+                v.push(FieldViolation::new(
+                    format!("tranches[{i}].amount.currency_code"),
+                    format!("must be {}, the award's currency", award.currency),
+                ));
             }
         }
         let existing = tranches_of(tx, &[id], true).await?;
@@ -1064,17 +1121,30 @@ impl Grants {
         .await?;
         self.announce_change(tx, &award, "grants.award.amended", new_total, r.reason.trim()).await?;
         actor
-            .record(tx, "grants.AmendAward", format!("awards/{id}"), serde_json::json!({ "previous_minor": old_total, "new_minor": new_total }))
+            .record(
+                tx,
+                "grants.AmendAward",
+                format!("awards/{id}"),
+                serde_json::json!({ "previous_minor": old_total, "new_minor": new_total }),
+            )
             .await?;
         self.release_due_in(tx, Some(id)).await?;
         self.award(tx, id).await
     }
 
-    async fn announce_change(&self, tx: &mut PgConnection, award: &AwardRow, event_type: &str, amount: i64, reason: &str) -> Result<(), ServiceError> {
-        let paid: i64 = sqlx::query_scalar("SELECT coalesce(sum(amount_minor), 0)::bigint FROM tranches WHERE award_id = $1 AND state = 'paid'")
-            .bind(award.id)
-            .fetch_one(&mut *tx)
-            .await?;
+    async fn announce_change(
+        &self,
+        tx: &mut PgConnection,
+        award: &AwardRow,
+        event_type: &str,
+        amount: i64,
+        reason: &str,
+    ) -> Result<(), ServiceError> {
+        let paid: i64 =
+            sqlx::query_scalar("SELECT coalesce(sum(amount_minor), 0)::bigint FROM tranches WHERE award_id = $1 AND state = 'paid'")
+                .bind(award.id)
+                .fetch_one(&mut *tx)
+                .await?;
         let who = recipients(tx, award.id).await?;
         let event = AwardChanged {
             award: format!("awards/{}", award.id),
@@ -1091,7 +1161,14 @@ impl Grants {
     }
 
     /// CancelAward.
-    pub async fn cancel_award(&self, tx: &mut PgConnection, actor: &Actor<'_>, name: &str, reason: &str, etag_sent: &str) -> Result<Award, ServiceError> {
+    pub async fn cancel_award(
+        &self,
+        tx: &mut PgConnection,
+        actor: &Actor<'_>,
+        name: &str,
+        reason: &str,
+        etag_sent: &str,
+    ) -> Result<Award, ServiceError> {
         let mut v = Vec::new();
         let id = gather(&mut v, parse_name("name", "awards", name));
         if reason.trim().is_empty() || reason.chars().count() > 1000 {
@@ -1103,10 +1180,11 @@ impl Grants {
         refuse_if_any(v)?;
         let id = id.unwrap_or_default();
         let award = self.award_to_change(tx, actor.principal, id, etag_sent).await?;
-        let in_flight: Option<Uuid> = sqlx::query_scalar("SELECT id FROM disbursements WHERE award_id = $1 AND state IN ('approved', 'batched', 'sent') LIMIT 1")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let in_flight: Option<Uuid> =
+            sqlx::query_scalar("SELECT id FROM disbursements WHERE award_id = $1 AND state IN ('approved', 'batched', 'sent') LIMIT 1")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
         if let Some(d) = in_flight {
             return Err(ServiceError::precondition(
                 "PAYMENT_IN_FLIGHT",
@@ -1170,7 +1248,9 @@ impl Grants {
         let staff = work4life_platform::scope::ZoneScope::of(p, &["admin"], &["officer", "program_manager"]);
         if !employer_system && !staff.covers(&award.zone, award.partner) {
             if Scope::read(p).covers(&award.zone, award.partner, &award.accounts) {
-                return Err(ServiceError::PermissionDenied("bursary months are confirmed by the employer's system or officers of the zone"));
+                return Err(ServiceError::PermissionDenied(
+                    "bursary months are confirmed by the employer's system or officers of the zone",
+                ));
             }
             return Err(ServiceError::NotFound(format!("awards/{id}")));
         }
@@ -1183,11 +1263,21 @@ impl Grants {
             return Err(ServiceError::precondition("NOT_A_BURSARY_MONTH", "STATE", name.to_string(), "only bursary months are confirmed"));
         }
         if award.state != "active" {
-            return Err(ServiceError::precondition("AWARD_NOT_ACTIVE", "STATE", format!("awards/{id}"), format!("the award is {}", award.state)));
+            return Err(ServiceError::precondition(
+                "AWARD_NOT_ACTIVE",
+                "STATE",
+                format!("awards/{id}"),
+                format!("the award is {}", award.state),
+            ));
         }
         let today = program_today(tx).await?;
         if t.release_date.is_some_and(|d| d > today) {
-            return Err(ServiceError::precondition("MONTH_NOT_STARTED", "STATE", name.to_string(), "a month is confirmed once it has begun"));
+            return Err(ServiceError::precondition(
+                "MONTH_NOT_STARTED",
+                "STATE",
+                name.to_string(),
+                "a month is confirmed once it has begun",
+            ));
         }
         if t.confirmed_by.is_none() {
             sqlx::query("UPDATE tranches SET confirmed_by = $3, confirmed_at = now() WHERE award_id = $1 AND number = $2")
@@ -1271,7 +1361,13 @@ impl Grants {
     }
 }
 
-async fn insert_tranches(tx: &mut PgConnection, award: Uuid, first: i32, planned: &[PlannedTranche], line: &[i64]) -> Result<(), ServiceError> {
+async fn insert_tranches(
+    tx: &mut PgConnection,
+    award: Uuid,
+    first: i32,
+    planned: &[PlannedTranche],
+    line: &[i64],
+) -> Result<(), ServiceError> {
     if planned.is_empty() {
         return Ok(());
     }

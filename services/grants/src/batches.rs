@@ -34,7 +34,8 @@ use crate::{
 pub const MAX_BATCH: i32 = 100_000;
 const DEFAULT_BATCH: i32 = 1000;
 /// The header of the bank file.
-pub const CSV_HEADER: &str = "batch,line,disbursement,award,tranche,payee_name,payment_method,account,amount,currency,amount_minor,reference,zone";
+pub const CSV_HEADER: &str =
+    "batch,line,disbursement,award,tranche,payee_name,payment_method,account,amount,currency,amount_minor,reference,zone";
 
 #[derive(sqlx::FromRow)]
 struct BatchRow {
@@ -117,7 +118,12 @@ fn require_batch_staff(p: &Principal) -> Result<(), ServiceError> {
 
 impl Grants {
     /// CreatePaymentBatch.
-    pub async fn create_batch(&self, tx: &mut PgConnection, actor: &Actor<'_>, r: &CreatePaymentBatchRequest) -> Result<PaymentBatch, ServiceError> {
+    pub async fn create_batch(
+        &self,
+        tx: &mut PgConnection,
+        actor: &Actor<'_>,
+        r: &CreatePaymentBatchRequest,
+    ) -> Result<PaymentBatch, ServiceError> {
         let mut v = Vec::new();
         let budget = gather(&mut v, parse_name("budget", "budgets", &r.budget));
         money::check_currency(&mut v, "currency_code", &r.currency_code);
@@ -143,9 +149,7 @@ impl Grants {
             .execute(&mut *tx)
             .await?;
         // Oldest approvals first; rows another batch is taking right now are skipped, not waited for.
-        let mut qb = QueryBuilder::<Postgres>::new(
-            "UPDATE disbursements SET state = 'batched', batch_id = ",
-        );
+        let mut qb = QueryBuilder::<Postgres>::new("UPDATE disbursements SET state = 'batched', batch_id = ");
         qb.push_bind(id).push(" WHERE id IN (SELECT a.id FROM disbursements a WHERE a.state = 'approved' AND a.budget_id = ");
         qb.push_bind(budget).push(" AND a.currency = ").push_bind(r.currency_code.clone()).push(" AND a.payee_method = ").push_bind(method);
         let makers = Scope { staff: scope::makers(p), account: None };
@@ -211,7 +215,12 @@ impl Grants {
     }
 
     /// ExportPaymentBatch: the bank file; the first export closes the batch and moves the money.
-    pub async fn export_batch(&self, tx: &mut PgConnection, actor: &Actor<'_>, name: &str) -> Result<(PaymentBatch, Vec<u8>), ServiceError> {
+    pub async fn export_batch(
+        &self,
+        tx: &mut PgConnection,
+        actor: &Actor<'_>,
+        name: &str,
+    ) -> Result<(PaymentBatch, Vec<u8>), ServiceError> {
         let id = parse_name("name", "paymentBatches", name)?;
         require_batch_staff(actor.principal)?;
         let batch = fetch(tx, id, true).await?;
@@ -315,12 +324,18 @@ impl Grants {
         let id = id.unwrap_or_default();
         let batch = fetch(tx, id, true).await?;
         if batch.state == "open" {
-            return Err(ServiceError::precondition("BATCH_NOT_EXPORTED", "STATE", name.to_string(), "export the batch before importing its results"));
+            return Err(ServiceError::precondition(
+                "BATCH_NOT_EXPORTED",
+                "STATE",
+                name.to_string(),
+                "export the batch before importing its results",
+            ));
         }
-        let rows: Vec<DisbursementRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!("{} WHERE a.id = ANY($1) ORDER BY a.id FOR UPDATE OF a", disbursements::SELECT)))
-            .bind(&ids)
-            .fetch_all(&mut *tx)
-            .await?;
+        let rows: Vec<DisbursementRow> =
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("{} WHERE a.id = ANY($1) ORDER BY a.id FOR UPDATE OF a", disbursements::SELECT)))
+                .bind(&ids)
+                .fetch_all(&mut *tx)
+                .await?;
         let mut v = Vec::new();
         for (i, r) in results.iter().enumerate() {
             if !rows.iter().any(|d| d.id == ids[i] && d.batch_id == Some(id)) {
@@ -424,7 +439,12 @@ impl Grants {
         .await?;
         if recorded > 0 {
             actor
-                .record(tx, "grants.ImportPaymentResults", name.to_string(), serde_json::json!({ "recorded": recorded, "unchanged": unchanged }))
+                .record(
+                    tx,
+                    "grants.ImportPaymentResults",
+                    name.to_string(),
+                    serde_json::json!({ "recorded": recorded, "unchanged": unchanged }),
+                )
                 .await?;
         }
         Ok((fetch(tx, id, false).await?.wire(), recorded, unchanged))

@@ -152,16 +152,18 @@ impl Grants {
         refuse_if_any(v)?;
         let (currency, amount) = envelope.unwrap_or_default();
         let id = Uuid::now_v7();
-        sqlx::query("INSERT INTO budgets (id, program, display_name, currency, envelope_minor, created_by) VALUES ($1, $2, $3, $4, $5, $6)")
-            .bind(id)
-            .bind(program)
-            .bind(b.display_name.trim())
-            .bind(&currency)
-            .bind(amount)
-            .bind(&actor.principal.subject)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| crate::conflict(e, "budgets_program_key", "BUDGET_EXISTS", format!("a budget of programs/{program}")))?;
+        sqlx::query(
+            "INSERT INTO budgets (id, program, display_name, currency, envelope_minor, created_by) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(id)
+        .bind(program)
+        .bind(b.display_name.trim())
+        .bind(&currency)
+        .bind(amount)
+        .bind(&actor.principal.subject)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| crate::conflict(e, "budgets_program_key", "BUDGET_EXISTS", format!("a budget of programs/{program}")))?;
         ledger::post(
             tx,
             &NewPosting {
@@ -177,7 +179,9 @@ impl Grants {
             },
         )
         .await?;
-        actor.record(tx, "grants.CreateBudget", format!("budgets/{id}"), serde_json::json!({ "program": program, "envelope_minor": amount })).await?;
+        actor
+            .record(tx, "grants.CreateBudget", format!("budgets/{id}"), serde_json::json!({ "program": program, "envelope_minor": amount }))
+            .await?;
         self.budget(tx, id, None).await
     }
 
@@ -190,7 +194,8 @@ impl Grants {
                 .await?
                 .ok_or_else(|| ServiceError::NotFound(format!("budgets/{id}")))?;
         let at = as_of.unwrap_or_else(OffsetDateTime::now_utc);
-        let kinds: Vec<(String, String)> = sqlx::query_as("SELECT code, kind FROM budget_lines WHERE budget_id = $1").bind(id).fetch_all(&mut *conn).await?;
+        let kinds: Vec<(String, String)> =
+            sqlx::query_as("SELECT code, kind FROM budget_lines WHERE budget_id = $1").bind(id).fetch_all(&mut *conn).await?;
         let mut total = LineMoney::default();
         let mut beneficiary = LineMoney::default();
         for (code, m) in ledger::lines_money(conn, id, Some(at)).await? {
@@ -224,7 +229,12 @@ impl Grants {
     }
 
     /// ListBudgets, by creation.
-    pub async fn list_budgets(&self, program: &str, page_size_wanted: i32, page_token: &str) -> Result<(Vec<Budget>, String), ServiceError> {
+    pub async fn list_budgets(
+        &self,
+        program: &str,
+        page_size_wanted: i32,
+        page_token: &str,
+    ) -> Result<(Vec<Budget>, String), ServiceError> {
         let mut v = Vec::new();
         let size = gather(&mut v, page_size(page_size_wanted)).unwrap_or_default();
         let filter = format!("budgets|{program}");
@@ -279,7 +289,10 @@ impl Grants {
         let (currency, amount) = allocation.unwrap_or_default();
         let budget_currency = currency_of(tx, budget).await?;
         if currency != budget_currency {
-            return Err(ServiceError::invalid("line.allocation.currency_code", format!("must be {budget_currency}, the budget's currency")));
+            return Err(ServiceError::invalid(
+                "line.allocation.currency_code",
+                format!("must be {budget_currency}, the budget's currency"),
+            ));
         }
         let reserved: Option<i64> = sqlx::query_scalar(
             "UPDATE budgets SET allocated_minor = allocated_minor + $2 WHERE id = $1 AND allocated_minor + $2 <= envelope_minor \
@@ -290,8 +303,10 @@ impl Grants {
         .fetch_optional(&mut *tx)
         .await?;
         if reserved.is_none() {
-            let (envelope, allocated): (i64, i64) =
-                sqlx::query_as("SELECT envelope_minor, allocated_minor FROM budgets WHERE id = $1").bind(budget).fetch_one(&mut *tx).await?;
+            let (envelope, allocated): (i64, i64) = sqlx::query_as("SELECT envelope_minor, allocated_minor FROM budgets WHERE id = $1")
+                .bind(budget)
+                .fetch_one(&mut *tx)
+                .await?;
             return Err(ServiceError::precondition(
                 "ENVELOPE_EXCEEDED",
                 "BUDGET",
@@ -337,7 +352,12 @@ impl Grants {
         )
         .await?;
         actor
-            .record(tx, "grants.CreateBudgetLine", format!("budgets/{budget}/lines/{code}"), serde_json::json!({ "allocation_minor": amount }))
+            .record(
+                tx,
+                "grants.CreateBudgetLine",
+                format!("budgets/{budget}/lines/{code}"),
+                serde_json::json!({ "allocation_minor": amount }),
+            )
             .await?;
         let row = line_by_id(tx, id).await?;
         self.line(tx, &row, None).await
@@ -373,7 +393,12 @@ impl Grants {
     }
 
     /// ListBudgetLines, by code.
-    pub async fn list_lines(&self, parent: &str, page_size_wanted: i32, page_token: &str) -> Result<(Vec<BudgetLine>, String), ServiceError> {
+    pub async fn list_lines(
+        &self,
+        parent: &str,
+        page_size_wanted: i32,
+        page_token: &str,
+    ) -> Result<(Vec<BudgetLine>, String), ServiceError> {
         let mut v = Vec::new();
         let budget = gather(&mut v, parse_name("parent", "budgets", parent));
         let size = gather(&mut v, page_size(page_size_wanted)).unwrap_or_default();

@@ -131,7 +131,12 @@ fn refusal(err: sqlx::Error, tranche: &str) -> ServiceError {
     if let Some(db) = err.as_database_error() {
         match db.constraint() {
             Some("disbursements_one_live_per_tranche") => {
-                return ServiceError::precondition("DISBURSEMENT_EXISTS", "STATE", tranche.to_string(), "the tranche already has a live disbursement");
+                return ServiceError::precondition(
+                    "DISBURSEMENT_EXISTS",
+                    "STATE",
+                    tranche.to_string(),
+                    "the tranche already has a live disbursement",
+                );
             }
             Some("maker_is_not_checker") => return ServiceError::PermissionDenied("the maker of a disbursement cannot approve it"),
             _ => {}
@@ -197,7 +202,11 @@ impl Grants {
         .execute(&mut *tx)
         .await
         .map_err(|e| refusal(e, tranche))?;
-        sqlx::query("UPDATE tranches SET state = 'in_payment' WHERE award_id = $1 AND number = $2").bind(award_id).bind(number).execute(&mut *tx).await?;
+        sqlx::query("UPDATE tranches SET state = 'in_payment' WHERE award_id = $1 AND number = $2")
+            .bind(award_id)
+            .bind(number)
+            .execute(&mut *tx)
+            .await?;
         actor
             .record(
                 tx,
@@ -230,7 +239,9 @@ impl Grants {
         let id = parse_name("name", "disbursements", name)?;
         let d = fetch(tx, &Scope::read(p), id, true).await?;
         if !scope::checkers(p).covers(&d.zone, d.partner) {
-            return Err(ServiceError::PermissionDenied("finance checkers of the award's zone and organisation approve or refuse disbursements"));
+            return Err(ServiceError::PermissionDenied(
+                "finance checkers of the award's zone and organisation approve or refuse disbursements",
+            ));
         }
         Ok(d)
     }
@@ -262,7 +273,13 @@ impl Grants {
     }
 
     /// RejectDisbursement: the checker refuses; the tranche is payable again.
-    pub async fn reject_disbursement(&self, tx: &mut PgConnection, actor: &Actor<'_>, name: &str, reason: &str) -> Result<Disbursement, ServiceError> {
+    pub async fn reject_disbursement(
+        &self,
+        tx: &mut PgConnection,
+        actor: &Actor<'_>,
+        name: &str,
+        reason: &str,
+    ) -> Result<Disbursement, ServiceError> {
         let mut v = Vec::new();
         gather(&mut v, parse_name("name", "disbursements", name));
         if reason.trim().is_empty() || reason.chars().count() > 1000 {
@@ -277,12 +294,14 @@ impl Grants {
         if d.state != "pending_approval" {
             return Err(not_pending(&d));
         }
-        sqlx::query("UPDATE disbursements SET state = 'rejected', approved_by = $2, approved_at = now(), failure_reason = $3 WHERE id = $1")
-            .bind(d.id)
-            .bind(&p.subject)
-            .bind(reason.trim())
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE disbursements SET state = 'rejected', approved_by = $2, approved_at = now(), failure_reason = $3 WHERE id = $1",
+        )
+        .bind(d.id)
+        .bind(&p.subject)
+        .bind(reason.trim())
+        .execute(&mut *tx)
+        .await?;
         sqlx::query("UPDATE tranches SET state = 'payable' WHERE award_id = $1 AND number = $2")
             .bind(d.award_id)
             .bind(d.tranche_number)
@@ -300,11 +319,16 @@ impl Grants {
     }
 
     /// ListDisbursements, newest first.
-    pub async fn list_disbursements(&self, p: &Principal, r: &ListDisbursementsRequest) -> Result<(Vec<Disbursement>, String), ServiceError> {
+    pub async fn list_disbursements(
+        &self,
+        p: &Principal,
+        r: &ListDisbursementsRequest,
+    ) -> Result<(Vec<Disbursement>, String), ServiceError> {
         let mut v = Vec::new();
         let size = gather(&mut v, page_size(r.page_size)).unwrap_or_default();
         let award = if r.award.is_empty() { None } else { gather(&mut v, parse_name("award", "awards", &r.award)) };
-        let batch = if r.payment_batch.is_empty() { None } else { gather(&mut v, parse_name("payment_batch", "paymentBatches", &r.payment_batch)) };
+        let batch =
+            if r.payment_batch.is_empty() { None } else { gather(&mut v, parse_name("payment_batch", "paymentBatches", &r.payment_batch)) };
         let state = match DisbursementState::try_from(r.state) {
             Ok(DisbursementState::Unspecified) => None,
             Ok(s) => STATES.iter().find(|(w, _)| *w == s).map(|(_, c)| *c),
@@ -318,7 +342,9 @@ impl Grants {
         refuse_if_any(v)?;
         let scope = Scope::read(p);
         if scope.staff.is_empty() && scope.account.is_none() {
-            return Err(ServiceError::PermissionDenied("disbursements are read by finance staff, program managers, auditors and their beneficiaries"));
+            return Err(ServiceError::PermissionDenied(
+                "disbursements are read by finance staff, program managers, auditors and their beneficiaries",
+            ));
         }
         let mut qb = QueryBuilder::<Postgres>::new(format!("{SELECT} WHERE TRUE"));
         if let Some(a) = award {

@@ -8,17 +8,18 @@ use work4life_platform::{
     idempotency::{Begun, begin_optional, request_hash},
 };
 use work4life_proto::grants::{
-    AmendAwardRequest, AmendAwardResponse, ApproveDisbursementRequest, ApproveDisbursementResponse, CancelAwardRequest, CancelAwardResponse,
-    ConfirmBursaryMonthRequest, ConfirmBursaryMonthResponse, CreateAwardRequest, CreateAwardResponse, CreateBudgetLineRequest,
-    CreateBudgetLineResponse, CreateBudgetRequest, CreateBudgetResponse, CreatePaymentBatchRequest, CreatePaymentBatchResponse,
-    ExportPaymentBatchRequest, ExportPaymentBatchResponse, GetAwardRequest, GetAwardResponse, GetBalancesRequest, GetBalancesResponse,
-    GetBudgetLineRequest, GetBudgetLineResponse, GetBudgetRequest, GetBudgetResponse, GetDisbursementRequest, GetDisbursementResponse,
-    GetDonorReportRequest, GetDonorReportResponse, GetPaymentBatchRequest, GetPaymentBatchResponse, ImportPaymentResultsRequest,
-    ImportPaymentResultsResponse, ListAwardsRequest, ListAwardsResponse, ListBudgetLinesRequest, ListBudgetLinesResponse, ListBudgetsRequest,
-    ListBudgetsResponse, ListDisbursementsRequest, ListDisbursementsResponse, ListPaymentBatchesRequest, ListPaymentBatchesResponse,
-    ListPostingsRequest, ListPostingsResponse, RejectDisbursementRequest, RejectDisbursementResponse, ReleaseDueTranchesRequest,
-    ReleaseDueTranchesResponse, RequestDisbursementRequest, RequestDisbursementResponse, RequeueDisbursementRequest,
-    RequeueDisbursementResponse, grants_service_server::GrantsService,
+    AmendAwardRequest, AmendAwardResponse, ApproveDisbursementRequest, ApproveDisbursementResponse, CancelAwardRequest,
+    CancelAwardResponse, ConfirmBursaryMonthRequest, ConfirmBursaryMonthResponse, CreateAwardRequest, CreateAwardResponse,
+    CreateBudgetLineRequest, CreateBudgetLineResponse, CreateBudgetRequest, CreateBudgetResponse, CreatePaymentBatchRequest,
+    CreatePaymentBatchResponse, ExportPaymentBatchRequest, ExportPaymentBatchResponse, GetAwardRequest, GetAwardResponse,
+    GetBalancesRequest, GetBalancesResponse, GetBudgetLineRequest, GetBudgetLineResponse, GetBudgetRequest, GetBudgetResponse,
+    GetDisbursementRequest, GetDisbursementResponse, GetDonorReportRequest, GetDonorReportResponse, GetPaymentBatchRequest,
+    GetPaymentBatchResponse, ImportPaymentResultsRequest, ImportPaymentResultsResponse, ListAwardsRequest, ListAwardsResponse,
+    ListBudgetLinesRequest, ListBudgetLinesResponse, ListBudgetsRequest, ListBudgetsResponse, ListDisbursementsRequest,
+    ListDisbursementsResponse, ListPaymentBatchesRequest, ListPaymentBatchesResponse, ListPostingsRequest, ListPostingsResponse,
+    RejectDisbursementRequest, RejectDisbursementResponse, ReleaseDueTranchesRequest, ReleaseDueTranchesResponse,
+    RequestDisbursementRequest, RequestDisbursementResponse, RequeueDisbursementRequest, RequeueDisbursementResponse,
+    grants_service_server::GrantsService,
 };
 
 use crate::{Grants, scope};
@@ -139,7 +140,10 @@ impl GrantsService for GrantsApi {
         Ok(Response::new(response))
     }
 
-    async fn confirm_bursary_month(&self, request: Request<ConfirmBursaryMonthRequest>) -> Result<Response<ConfirmBursaryMonthResponse>, Status> {
+    async fn confirm_bursary_month(
+        &self,
+        request: Request<ConfirmBursaryMonthRequest>,
+    ) -> Result<Response<ConfirmBursaryMonthResponse>, Status> {
         actor!(request, actor);
         let r = request.get_ref();
         let response = idempotent!(self.0, "ConfirmBursaryMonth", actor, r, false, ConfirmBursaryMonthResponse, |tx| {
@@ -148,7 +152,10 @@ impl GrantsService for GrantsApi {
         Ok(Response::new(response))
     }
 
-    async fn release_due_tranches(&self, request: Request<ReleaseDueTranchesRequest>) -> Result<Response<ReleaseDueTranchesResponse>, Status> {
+    async fn release_due_tranches(
+        &self,
+        request: Request<ReleaseDueTranchesRequest>,
+    ) -> Result<Response<ReleaseDueTranchesResponse>, Status> {
         let p = principal(&request)?;
         if !(p.has_role("admin") || p.has_role("finance_officer")) {
             return Err(ServiceError::PermissionDenied("admins and finance officers release due tranches").into());
@@ -157,7 +164,10 @@ impl GrantsService for GrantsApi {
         Ok(Response::new(ReleaseDueTranchesResponse { payable_count, held_count }))
     }
 
-    async fn request_disbursement(&self, request: Request<RequestDisbursementRequest>) -> Result<Response<RequestDisbursementResponse>, Status> {
+    async fn request_disbursement(
+        &self,
+        request: Request<RequestDisbursementRequest>,
+    ) -> Result<Response<RequestDisbursementResponse>, Status> {
         actor!(request, actor);
         let r = request.get_ref();
         let response = idempotent!(self.0, "RequestDisbursement", actor, r, true, RequestDisbursementResponse, |tx| {
@@ -166,7 +176,10 @@ impl GrantsService for GrantsApi {
         Ok(Response::new(response))
     }
 
-    async fn approve_disbursement(&self, request: Request<ApproveDisbursementRequest>) -> Result<Response<ApproveDisbursementResponse>, Status> {
+    async fn approve_disbursement(
+        &self,
+        request: Request<ApproveDisbursementRequest>,
+    ) -> Result<Response<ApproveDisbursementResponse>, Status> {
         actor!(request, actor);
         let r = request.get_ref();
         let response = idempotent!(self.0, "ApproveDisbursement", actor, r, false, ApproveDisbursementResponse, |tx| {
@@ -175,7 +188,10 @@ impl GrantsService for GrantsApi {
         Ok(Response::new(response))
     }
 
-    async fn reject_disbursement(&self, request: Request<RejectDisbursementRequest>) -> Result<Response<RejectDisbursementResponse>, Status> {
+    async fn reject_disbursement(
+        &self,
+        request: Request<RejectDisbursementRequest>,
+    ) -> Result<Response<RejectDisbursementResponse>, Status> {
         actor!(request, actor);
         let r = request.get_ref();
         let response = idempotent!(self.0, "RejectDisbursement", actor, r, false, RejectDisbursementResponse, |tx| {
@@ -184,7 +200,10 @@ impl GrantsService for GrantsApi {
         Ok(Response::new(response))
     }
 
-    async fn requeue_disbursement(&self, request: Request<RequeueDisbursementRequest>) -> Result<Response<RequeueDisbursementResponse>, Status> {
+    async fn requeue_disbursement(
+        &self,
+        request: Request<RequeueDisbursementRequest>,
+    ) -> Result<Response<RequeueDisbursementResponse>, Status> {
         actor!(request, actor);
         let r = request.get_ref();
         let response = idempotent!(self.0, "RequeueDisbursement", actor, r, true, RequeueDisbursementResponse, |tx| {
@@ -204,7 +223,10 @@ impl GrantsService for GrantsApi {
         Ok(Response::new(ListDisbursementsResponse { disbursements, next_page_token }))
     }
 
-    async fn create_payment_batch(&self, request: Request<CreatePaymentBatchRequest>) -> Result<Response<CreatePaymentBatchResponse>, Status> {
+    async fn create_payment_batch(
+        &self,
+        request: Request<CreatePaymentBatchRequest>,
+    ) -> Result<Response<CreatePaymentBatchResponse>, Status> {
         actor!(request, actor);
         let r = request.get_ref();
         let response = idempotent!(self.0, "CreatePaymentBatch", actor, r, true, CreatePaymentBatchResponse, |tx| {
@@ -218,13 +240,19 @@ impl GrantsService for GrantsApi {
         Ok(Response::new(GetPaymentBatchResponse { payment_batch: Some(self.0.get_batch(p, &request.get_ref().name).await?) }))
     }
 
-    async fn list_payment_batches(&self, request: Request<ListPaymentBatchesRequest>) -> Result<Response<ListPaymentBatchesResponse>, Status> {
+    async fn list_payment_batches(
+        &self,
+        request: Request<ListPaymentBatchesRequest>,
+    ) -> Result<Response<ListPaymentBatchesResponse>, Status> {
         let p = principal(&request)?;
         let (payment_batches, next_page_token) = self.0.list_batches(p, request.get_ref()).await?;
         Ok(Response::new(ListPaymentBatchesResponse { payment_batches, next_page_token }))
     }
 
-    async fn export_payment_batch(&self, request: Request<ExportPaymentBatchRequest>) -> Result<Response<ExportPaymentBatchResponse>, Status> {
+    async fn export_payment_batch(
+        &self,
+        request: Request<ExportPaymentBatchRequest>,
+    ) -> Result<Response<ExportPaymentBatchResponse>, Status> {
         actor!(request, actor);
         let mut tx = work4life_platform::db::begin(&self.0.pool).await?;
         let (batch, content) = self.0.export_batch(&mut tx, &actor, &request.get_ref().name).await?;

@@ -129,7 +129,11 @@ pub async fn balances_of(
 }
 
 /// Every account of `budget` with its balance at `as_of`.
-pub async fn all_balances(conn: &mut PgConnection, budget: Uuid, as_of: Option<OffsetDateTime>) -> Result<Vec<(String, i64)>, ServiceError> {
+pub async fn all_balances(
+    conn: &mut PgConnection,
+    budget: Uuid,
+    as_of: Option<OffsetDateTime>,
+) -> Result<Vec<(String, i64)>, ServiceError> {
     Ok(sqlx::query_as(
         "SELECT account, sum(amount_minor)::bigint FROM entries WHERE budget_id = $1 \
          AND ($2::timestamptz IS NULL OR posted_at <= $2) GROUP BY account ORDER BY account",
@@ -180,7 +184,12 @@ impl LineMoney {
 }
 
 /// The stages of `line` at `as_of`.
-pub async fn line_money(conn: &mut PgConnection, budget: Uuid, line: &str, as_of: Option<OffsetDateTime>) -> Result<LineMoney, ServiceError> {
+pub async fn line_money(
+    conn: &mut PgConnection,
+    budget: Uuid,
+    line: &str,
+    as_of: Option<OffsetDateTime>,
+) -> Result<LineMoney, ServiceError> {
     let accounts: Vec<String> = Stage::ALL.iter().map(|s| line_account(budget, line, *s)).collect();
     let b = balances_of(conn, budget, &accounts, as_of).await?;
     Ok(LineMoney { available: b[0], committed: b[1], in_payment: b[2], disbursed: b[3] })
@@ -249,7 +258,9 @@ impl Grants {
             qb.push(" AND award_id = ").push_bind(a);
         }
         if !r.account.is_empty() {
-            qb.push(" AND EXISTS (SELECT 1 FROM entries e WHERE e.posting_id = p.id AND e.account = ").push_bind(r.account.clone()).push(")");
+            qb.push(" AND EXISTS (SELECT 1 FROM entries e WHERE e.posting_id = p.id AND e.account = ")
+                .push_bind(r.account.clone())
+                .push(")");
         }
         if let Some(t) = as_of {
             qb.push(" AND posted_at <= ").push_bind(t);
@@ -287,7 +298,11 @@ impl Grants {
     }
 
     /// GetBalances.
-    pub async fn get_balances(&self, budget: &str, as_of: Option<&prost_types::Timestamp>) -> Result<(Vec<AccountBalance>, OffsetDateTime), ServiceError> {
+    pub async fn get_balances(
+        &self,
+        budget: &str,
+        as_of: Option<&prost_types::Timestamp>,
+    ) -> Result<(Vec<AccountBalance>, OffsetDateTime), ServiceError> {
         let mut v = Vec::new();
         let budget = gather(&mut v, parse_name("budget", "budgets", budget));
         let as_of = as_of.and_then(|t| gather(&mut v, from_timestamp("as_of", t)));

@@ -51,9 +51,11 @@ impl Scope {
         qb.push(" AND (FALSE");
         self.staff.push_or(qb, "a.zone", "a.partner");
         if let Some(account) = self.account {
-            qb.push(format_args!(" OR EXISTS (SELECT 1 FROM award_beneficiaries b WHERE b.award_id = a.{award_column} AND b.account_id = "))
-                .push_bind(account)
-                .push(")");
+            qb.push(format_args!(
+                " OR EXISTS (SELECT 1 FROM award_beneficiaries b WHERE b.award_id = a.{award_column} AND b.account_id = "
+            ))
+            .push_bind(account)
+            .push(")");
         }
         qb.push(")");
     }

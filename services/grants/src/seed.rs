@@ -14,11 +14,51 @@ pub const ENVELOPE_MINOR: i64 = 200_000_000;
 
 /// Lines: code, title, kind, donor heading, window, zone, allocation in euro cents.
 pub const LINES: &[(&str, &str, &str, &str, &str, &str, i64)] = &[
-    ("collective_rabat_sale", "Collective start-ups, Rabat-Salé", "beneficiary_funds", "3.1 Start-up launch funds", "collective_startup", "rabat_sale", 25_000_000),
-    ("collective_tanger", "Collective start-ups, Tanger", "beneficiary_funds", "3.1 Start-up launch funds", "collective_startup", "tanger", 25_000_000),
-    ("collective_oujda", "Collective start-ups, Oujda", "beneficiary_funds", "3.1 Start-up launch funds", "collective_startup", "oujda", 15_000_000),
-    ("collective_beni_mellal", "Collective start-ups, Beni Mellal", "beneficiary_funds", "3.1 Start-up launch funds", "collective_startup", "beni_mellal", 15_000_000),
-    ("individual_startups", "Individual auto-entrepreneurs", "beneficiary_funds", "3.1 Start-up launch funds", "individual_startup", "", 20_000_000),
+    (
+        "collective_rabat_sale",
+        "Collective start-ups, Rabat-Salé",
+        "beneficiary_funds",
+        "3.1 Start-up launch funds",
+        "collective_startup",
+        "rabat_sale",
+        25_000_000,
+    ),
+    (
+        "collective_tanger",
+        "Collective start-ups, Tanger",
+        "beneficiary_funds",
+        "3.1 Start-up launch funds",
+        "collective_startup",
+        "tanger",
+        25_000_000,
+    ),
+    (
+        "collective_oujda",
+        "Collective start-ups, Oujda",
+        "beneficiary_funds",
+        "3.1 Start-up launch funds",
+        "collective_startup",
+        "oujda",
+        15_000_000,
+    ),
+    (
+        "collective_beni_mellal",
+        "Collective start-ups, Beni Mellal",
+        "beneficiary_funds",
+        "3.1 Start-up launch funds",
+        "collective_startup",
+        "beni_mellal",
+        15_000_000,
+    ),
+    (
+        "individual_startups",
+        "Individual auto-entrepreneurs",
+        "beneficiary_funds",
+        "3.1 Start-up launch funds",
+        "individual_startup",
+        "",
+        20_000_000,
+    ),
     ("work_bursaries", "Work bursaries", "beneficiary_funds", "3.2 Work bursaries", "job_placement", "", 38_000_000),
     ("coaching", "Technical coaching at the offices", "coaching", "4.1 Coaching and incubation", "", "", 40_000_000),
     ("operations", "Operations, monitoring and evaluation", "operations", "5.1 Operations", "", "", 22_000_000),
@@ -28,7 +68,8 @@ pub const LINES: &[(&str, &str, &str, &str, &str, &str, i64)] = &[
 pub fn seed(pool: &PgPool) -> BoxFuture<'_, anyhow::Result<Vec<String>>> {
     Box::pin(async move {
         let mut tx = pool.begin().await?;
-        let exists: Option<Uuid> = sqlx::query_scalar("SELECT id FROM budgets WHERE program = $1").bind(PROGRAM).fetch_optional(&mut *tx).await?;
+        let exists: Option<Uuid> =
+            sqlx::query_scalar("SELECT id FROM budgets WHERE program = $1").bind(PROGRAM).fetch_optional(&mut *tx).await?;
         if exists.is_some() {
             return Ok(vec![format!("grants: budget of programs/{PROGRAM} already loaded")]);
         }
@@ -56,7 +97,13 @@ pub fn seed(pool: &PgPool) -> BoxFuture<'_, anyhow::Result<Vec<String>>> {
         };
         ledger::post(
             &mut tx,
-            &posting("funding", "WORK4LIFE envelope".into(), ledger::unallocated_account(budget), ledger::envelope_account(budget), ENVELOPE_MINOR),
+            &posting(
+                "funding",
+                "WORK4LIFE envelope".into(),
+                ledger::unallocated_account(budget),
+                ledger::envelope_account(budget),
+                ENVELOPE_MINOR,
+            ),
         )
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -22,8 +22,7 @@ use work4life_proto::intake::{
 use work4life_platform::vault::Lookup;
 
 use crate::{
-    Intake, conflict, emit,
-    rules,
+    Intake, conflict, emit, rules,
     scope::{Scope, account_of},
     text,
 };

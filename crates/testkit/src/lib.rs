@@ -1,0 +1,266 @@
+//! What the services' API tests share, so that each service's fixture holds only its own domain:
+//! a private `redis-server` per test ([`TestRedis`]), access tokens signed by a key the test
+//! publishes ([`TestSigner`]), the PostgreSQL server to make test databases on, events
+//! published and read as the outbox relay writes them, and readers for `google.rpc` details.
+
+use std::{
+    collections::HashMap,
+    future::Future,
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use prost::Message;
+use tonic::{Request, Status};
+use tonic_types::StatusExt as _;
+use uuid::Uuid;
+use work4life_platform::auth::{Claims, InMemoryKeySource, RoleBinding, signing::SigningKey};
+use work4life_proto::events::Event;
+
+/// The issuer and audience services expect by default (`PlatformConfig` defaults).
+pub const ISSUER: &str = "https://identity.work4life.local";
+/// See [`ISSUER`].
+pub const AUDIENCE: &str = "work4life";
+
+/// The PostgreSQL server tests create their databases on (`W4L_TEST_DATABASE_URL` without its database).
+pub fn server_url() -> String {
+    std::env::var("W4L_TEST_DATABASE_URL")
+        .ok()
+        .and_then(|u| u.rsplit_once('/').map(|(s, _)| s.to_string()))
+        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+/// A fresh database URL `w4l_<prefix>_<uuid>` on [`server_url`] (the service creates it).
+pub fn fresh_database_url(prefix: &str) -> String {
+    format!("{}/w4l_{prefix}_{}", server_url(), Uuid::new_v4().simple())
+}
+
+/// Drops a test database, ending its connections (PostgreSQL 13+).
+pub fn drop_database(database_url: &str) {
+    let Some((server, name)) = database_url.rsplit_once('/') else { return };
+    let _ = std::process::Command::new("psql")
+        .arg(format!("--dbname={server}/postgres"))
+        .arg("--quiet")
+        .arg("--command")
+        .arg(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+        .output();
+}
+
+/// A Redis server for one test: its own process when `redis-server` is installed, so that a
+/// consumer group of one test's service never takes another test's events. Without the binary
+/// it falls back to `W4L_TEST_REDIS_URL` (default `redis://127.0.0.1:6379/0`).
+pub struct TestRedis {
+    /// `redis://127.0.0.1:<port>/0`.
+    pub url: String,
+    child: Option<std::process::Child>,
+}
+
+impl TestRedis {
+    /// Starts one on a free loopback port.
+    pub async fn start() -> Self {
+        for _ in 0..5 {
+            let port = match std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()) {
+                Ok(addr) => addr.port(),
+                Err(_) => break,
+            };
+            let spawned = std::process::Command::new("redis-server")
+                .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", "", "--appendonly", "no", "--dir", "/tmp"])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn();
+            let Ok(mut child) = spawned else { break };
+            let url = format!("redis://127.0.0.1:{port}/0");
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+            while tokio::time::Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break; // the port was taken meanwhile: try another
+                }
+                if ping(&url).await {
+                    return Self { url, child: Some(child) };
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let url = std::env::var("W4L_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into());
+        eprintln!("no private redis-server; using the shared {url}");
+        Self { url, child: None }
+    }
+
+    /// A connection to it.
+    pub async fn connection(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(self.url.as_str()).expect("redis url").get_multiplexed_async_connection().await.expect("redis connection")
+    }
+
+    /// Publishes `event` (encoded) to `stream`, as an outbox relay does.
+    pub async fn publish(&self, stream: &str, event: &Event) {
+        let mut conn = self.connection().await;
+        let _: String =
+            redis::cmd("XADD").arg(stream).arg("*").arg("event").arg(event.encode_to_vec()).query_async(&mut conn).await.expect("XADD");
+    }
+
+    /// The events on `stream`, oldest first.
+    pub async fn stream_events(&self, stream: &str) -> Vec<Event> {
+        let mut conn = self.connection().await;
+        let reply: redis::streams::StreamRangeReply =
+            redis::cmd("XRANGE").arg(stream).arg("-").arg("+").query_async(&mut conn).await.expect("XRANGE");
+        reply
+            .ids
+            .iter()
+            .filter_map(|entry| entry.get::<Vec<u8>>("event"))
+            .map(|bytes| Event::decode(bytes.as_slice()).expect("an encoded Event"))
+            .collect()
+    }
+}
+
+async fn ping(url: &str) -> bool {
+    let Ok(client) = redis::Client::open(url) else { return false };
+    let Ok(Ok(mut conn)) = tokio::time::timeout(Duration::from_secs(1), client.get_multiplexed_async_connection()).await else {
+        return false;
+    };
+    matches!(redis::cmd("PING").query_async::<String>(&mut conn).await, Ok(p) if p == "PONG")
+}
+
+impl Drop for TestRedis {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Signs access tokens with a key whose public half the service under test trusts.
+#[derive(Clone)]
+pub struct TestSigner {
+    key: Arc<SigningKey>,
+}
+
+impl Default for TestSigner {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TestSigner {
+    /// A new Ed25519 key `k1`.
+    pub fn new() -> Self {
+        Self { key: Arc::new(SigningKey::generate("k1").expect("signing key")) }
+    }
+
+    /// The key source to give the service (`HostOptions::key_source`).
+    pub fn key_source(&self) -> Arc<InMemoryKeySource> {
+        Arc::new(InMemoryKeySource::new(jsonwebtoken::jwk::JwkSet { keys: vec![self.key.public_jwk()] }))
+    }
+
+    /// The public key as a base64url JWK set, for a service process (`W4L_TRUSTED_JWKS`-style use).
+    pub fn public_jwk(&self) -> jsonwebtoken::jwk::Jwk {
+        self.key.public_jwk()
+    }
+
+    /// A token for `subject` with these bindings (role, organisation, zones), valid an hour.
+    pub fn token_for(&self, subject: &str, bindings: &[(&str, Option<Uuid>, &[&str])]) -> String {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_secs();
+        let claims = Claims {
+            iss: ISSUER.into(),
+            aud: AUDIENCE.into(),
+            sub: subject.into(),
+            exp: now + 3600,
+            nbf: now - 5,
+            iat: now,
+            jti: Uuid::new_v4().to_string(),
+            roles: bindings
+                .iter()
+                .map(|(role, org, zones)| RoleBinding {
+                    role: (*role).to_string(),
+                    org: org.map(|o| format!("organizations/{o}")),
+                    zones: zones.iter().map(|z| (*z).to_string()).collect(),
+                })
+                .collect(),
+        };
+        self.key.sign(&claims).expect("sign")
+    }
+
+    /// A new account (`accounts/{uuid}`) holding `role`, scoped to `org` and `zones`: its subject and a token.
+    pub fn token(&self, role: &str, org: Option<Uuid>, zones: &[&str]) -> (String, String) {
+        let subject = format!("accounts/{}", Uuid::now_v7());
+        let jwt = self.token_for(&subject, &[(role, org, zones)]);
+        (subject, jwt)
+    }
+}
+
+/// `message` with `authorization: Bearer <jwt>`.
+pub fn bearer<T>(message: T, jwt: &str) -> Request<T> {
+    let mut request = Request::new(message);
+    request.metadata_mut().insert("authorization", format!("Bearer {jwt}").parse().expect("header"));
+    request
+}
+
+/// A fresh UUID as a request id.
+pub fn rid() -> String {
+    Uuid::new_v4().to_string()
+}
+
+/// Polls `check` until it answers `Some`, for at most `timeout`; panics naming `what` after that.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// An event envelope as the outbox writes it.
+pub fn event<M: Message>(source: &str, event_type: &str, subject: &str, full_type_name: &str, payload: &M) -> Event {
+    Event {
+        id: Uuid::now_v7().to_string(),
+        source: source.into(),
+        r#type: event_type.into(),
+        subject: subject.into(),
+        occurred_at: Some(prost_types_now()),
+        payload: Some(prost_types::Any { type_url: format!("type.googleapis.com/{full_type_name}"), value: payload.encode_to_vec() }),
+        ..Event::default()
+    }
+}
+
+fn prost_types_now() -> prost_types::Timestamp {
+    let d = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock");
+    prost_types::Timestamp { seconds: d.as_secs() as i64, nanos: d.subsec_nanos() as i32 }
+}
+
+/// The decoded payload of `event`.
+pub fn payload<M: Message + Default>(event: &Event) -> M {
+    M::decode(event.payload.as_ref().expect("payload").value.as_slice()).expect("payload decodes")
+}
+
+/// Field paths of the BadRequest violations in `status`.
+pub fn fields(status: &Status) -> Vec<String> {
+    status.get_error_details().bad_request().map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect()).unwrap_or_default()
+}
+
+/// `ErrorInfo.reason` of `status` ("" when absent).
+pub fn reason(status: &Status) -> String {
+    status.get_error_details().error_info().map(|i| i.reason.clone()).unwrap_or_default()
+}
+
+/// `ErrorInfo.metadata` of `status`.
+pub fn info_metadata(status: &Status) -> HashMap<String, String> {
+    status.get_error_details().error_info().map(|i| i.metadata.clone()).unwrap_or_default()
+}
+
+/// (subject, description) of the PreconditionFailure violations in `status`.
+pub fn preconditions(status: &Status) -> Vec<(String, String)> {
+    status
+        .get_error_details()
+        .precondition_failure()
+        .map(|p| p.violations.iter().map(|v| (v.subject.clone(), v.description.clone())).collect())
+        .unwrap_or_default()
+}
