@@ -54,6 +54,23 @@ struct BatchRow {
     failed: i64,
 }
 
+/// One row of the bank file, with what its posting needs.
+#[derive(sqlx::FromRow)]
+struct BankRow {
+    id: Uuid,
+    award_id: Uuid,
+    tranche_number: i32,
+    line_name: String,
+    amount_minor: i64,
+    line_amount_minor: i64,
+    payee_holder: String,
+    payee_method: String,
+    payee_account: Vec<u8>,
+    payee_key_id: String,
+    zone: String,
+    code: String,
+}
+
 const SELECT: &str = "SELECT b.id, b.budget_id, b.currency, b.method, b.state, b.created_by, b.created_at, b.exported_at, b.file_sha256, \
      (SELECT count(*) FROM disbursements d WHERE d.batch_id = b.id) AS count, \
      (SELECT coalesce(sum(amount_minor), 0)::bigint FROM disbursements d WHERE d.batch_id = b.id) AS total, \
@@ -228,32 +245,33 @@ impl Grants {
             let file: Vec<u8> = sqlx::query_scalar("SELECT file FROM payment_batches WHERE id = $1").bind(id).fetch_one(&mut *tx).await?;
             return Ok((batch.wire(), file));
         }
-        let rows: Vec<(Uuid, Uuid, i32, String, i64, String, String, Vec<u8>, String, String, String, i64)> = sqlx::query_as(
-            "SELECT d.id, d.award_id, d.tranche_number, 'budgets/' || l.budget_id || '/lines/' || l.code, d.amount_minor, a.payee_holder, \
-             a.payee_method, a.payee_account, a.payee_key_id, d.zone, l.code, d.line_amount_minor FROM disbursements d JOIN awards a ON a.id = d.award_id \
-             JOIN budget_lines l ON l.id = d.line_id WHERE d.batch_id = $1 AND d.state = 'batched' ORDER BY d.approved_at, d.id",
+        let rows: Vec<BankRow> = sqlx::query_as(
+            "SELECT d.id, d.award_id, d.tranche_number, 'budgets/' || l.budget_id || '/lines/' || l.code AS line_name, d.amount_minor, \
+             d.line_amount_minor, a.payee_holder, a.payee_method, a.payee_account, a.payee_key_id, d.zone, l.code \
+             FROM disbursements d JOIN awards a ON a.id = d.award_id JOIN budget_lines l ON l.id = d.line_id \
+             WHERE d.batch_id = $1 AND d.state = 'batched' ORDER BY d.approved_at, d.id",
         )
         .bind(id)
         .fetch_all(&mut *tx)
         .await?;
         let mut csv = String::from(CSV_HEADER);
         csv.push('\n');
-        for (d, award, number, line, amount, holder, method, sealed, key_id, zone, code, line_amount) in &rows {
-            let account = self.vault.open(key_id, *award, "payee_account", sealed)?;
+        for r in &rows {
+            let account = self.vault.open(&r.payee_key_id, r.award_id, "payee_account", &r.payee_account)?;
             let fields = [
                 format!("paymentBatches/{id}"),
-                line.clone(),
-                format!("disbursements/{d}"),
-                format!("awards/{award}"),
-                number.to_string(),
-                holder.clone(),
-                method.clone(),
+                r.line_name.clone(),
+                format!("disbursements/{}", r.id),
+                format!("awards/{}", r.award_id),
+                r.tranche_number.to_string(),
+                r.payee_holder.clone(),
+                r.payee_method.clone(),
                 account,
-                money::decimal(&batch.currency, *amount),
+                money::decimal(&batch.currency, r.amount_minor),
                 batch.currency.clone(),
-                amount.to_string(),
-                d.simple().to_string(),
-                zone.clone(),
+                r.amount_minor.to_string(),
+                r.id.simple().to_string(),
+                r.zone.clone(),
             ];
             csv.push_str(&fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(","));
             csv.push('\n');
@@ -262,13 +280,13 @@ impl Grants {
                 &NewPosting {
                     budget: batch.budget_id,
                     kind: "disbursement",
-                    memo: format!("disbursements/{d} sent to the bank in paymentBatches/{id}"),
-                    award: Some(*award),
-                    disbursement: Some(*d),
+                    memo: format!("disbursements/{} sent to the bank in paymentBatches/{id}", r.id),
+                    award: Some(r.award_id),
+                    disbursement: Some(r.id),
                     reverses: None,
-                    debit: ledger::line_account(batch.budget_id, code, Stage::InPayment),
-                    credit: ledger::line_account(batch.budget_id, code, Stage::Committed),
-                    amount_minor: *line_amount,
+                    debit: ledger::line_account(batch.budget_id, &r.code, Stage::InPayment),
+                    credit: ledger::line_account(batch.budget_id, &r.code, Stage::Committed),
+                    amount_minor: r.line_amount_minor,
                 },
             )
             .await?;
