@@ -35,7 +35,7 @@ const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(1);
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoleBinding {
     /// `admin`, `program_manager`, `officer`, `reviewer`, `coach`, `finance_officer`,
-    /// `auditor`, `beneficiary` or `partner_system`.
+    /// `finance_checker`, `auditor`, `beneficiary` or `partner_system`.
     pub role: String,
     /// Resource name of the organisation the binding is limited to.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -50,6 +50,9 @@ pub mod vars {
     /// A JWK set (JSON) to verify access tokens with, instead of identity's published keys:
     /// for a service run without identity (tests, an isolated verification host). Unset: identity.
     pub const TRUSTED_JWKS: &str = "W4L_TRUSTED_JWKS";
+    /// Crash points armed for fault-injection tests (`grants.before_commit=0.01,...`), read by
+    /// `platform::fault` itself; never set in a deployment.
+    pub const CRASH_POINTS: &str = "W4L_CRASH_POINTS";
     /// Log filter in `tracing` syntax (`info`, `work4life=debug,sqlx=warn`).
     pub const LOG: &str = "W4L_LOG";
     /// Log format: `json` (default) or `text`.

@@ -9,7 +9,7 @@ static POINTS: OnceLock<Vec<(String, f64)>> = OnceLock::new();
 
 fn points() -> &'static [(String, f64)] {
     POINTS.get_or_init(|| {
-        std::env::var("W4L_CRASH_POINTS")
+        std::env::var(crate::config::vars::CRASH_POINTS)
             .unwrap_or_default()
             .split(',')
             .filter_map(|item| item.split_once('='))

@@ -8,8 +8,18 @@ use uuid::Uuid;
 use work4life_platform::{FieldViolation, ServiceError, audit, outbox};
 
 /// Every role a binding may carry.
-pub const ROLES: [&str; 9] =
-    ["admin", "program_manager", "officer", "reviewer", "coach", "finance_officer", "auditor", "beneficiary", "partner_system"];
+pub const ROLES: [&str; 10] = [
+    "admin",
+    "program_manager",
+    "officer",
+    "reviewer",
+    "coach",
+    "finance_officer",
+    "finance_checker",
+    "auditor",
+    "beneficiary",
+    "partner_system",
+];
 /// Account kinds as stored.
 pub const ACCOUNT_KINDS: [&str; 3] = ["staff", "beneficiary", "service"];
 /// Organisation kinds as stored.

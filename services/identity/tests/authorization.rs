@@ -18,8 +18,18 @@ use common::{bearer, fresh};
 /// Methods anyone may call without a token (they carry their own proof: a password, a code, ...).
 const PUBLIC: [&str; 7] =
     ["GetKeySet", "Login", "RefreshToken", "Logout", "RequestOneTimeCode", "VerifyOneTimeCode", "ExchangeClientCredentials"];
-const ROLES: [&str; 9] =
-    ["admin", "program_manager", "officer", "reviewer", "coach", "finance_officer", "auditor", "beneficiary", "partner_system"];
+const ROLES: [&str; 10] = [
+    "admin",
+    "program_manager",
+    "officer",
+    "reviewer",
+    "coach",
+    "finance_officer",
+    "finance_checker",
+    "auditor",
+    "beneficiary",
+    "partner_system",
+];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Target {
