@@ -122,6 +122,13 @@ impl From<sqlx::Error> for ServiceError {
         {
             return Self::invalid("", "a text contains a character that cannot be stored (such as NUL)");
         }
+        // Two transactions waited on each other (deadlock_detected) or a snapshot could not be
+        // kept (serialization_failure): nothing was written, and the same request can be retried.
+        if let sqlx::Error::Database(db) = &err
+            && matches!(db.code().as_deref(), Some("40P01" | "40001"))
+        {
+            return Self::Aborted { reason: "CONCURRENT_UPDATE", message: "a concurrent change got in the way; retry the request".into() };
+        }
         match err {
             sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => Self::Unavailable("database unavailable".into()),
             other => Self::Internal(anyhow::Error::new(other).context("database")),

@@ -1180,11 +1180,16 @@ impl Grants {
         refuse_if_any(v)?;
         let id = id.unwrap_or_default();
         let award = self.award_to_change(tx, actor.principal, id, etag_sent).await?;
-        let in_flight: Option<Uuid> =
-            sqlx::query_scalar("SELECT id FROM disbursements WHERE award_id = $1 AND state IN ('approved', 'batched', 'sent') LIMIT 1")
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?;
+        // Locked, so that an approval racing this cancellation either lands first (and is seen
+        // here) or finds its disbursement withdrawn.
+        let live: Vec<(Uuid, String)> = sqlx::query_as(
+            "SELECT id, state FROM disbursements WHERE award_id = $1 AND state IN ('pending_approval', 'approved', 'batched', 'sent') \
+             ORDER BY id FOR UPDATE",
+        )
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let in_flight = live.iter().find(|(_, state)| state != "pending_approval").map(|(d, _)| *d);
         if let Some(d) = in_flight {
             return Err(ServiceError::precondition(
                 "PAYMENT_IN_FLIGHT",
@@ -1298,10 +1303,13 @@ impl Grants {
     /// or one; returns (payable, held).
     pub async fn release_due_in(&self, tx: &mut PgConnection, award: Option<Uuid>) -> Result<(i32, i32), ServiceError> {
         let today = program_today(tx).await?;
+        // Rows another transaction holds are skipped, not waited for: the next run takes them, and
+        // no lock order between this job and a request on the same award can deadlock.
         let held = sqlx::query(
-            "UPDATE tranches t SET state = 'held' FROM awards a WHERE a.id = t.award_id AND a.state = 'active' AND t.state = 'scheduled' \
-             AND t.condition_kind = 'bursary_month' AND t.confirmed_at IS NULL AND (t.release_date + interval '1 month')::date <= $1 \
-             AND ($2::uuid IS NULL OR t.award_id = $2)",
+            "UPDATE tranches SET state = 'held' WHERE (award_id, number) IN (SELECT t.award_id, t.number FROM tranches t \
+             JOIN awards a ON a.id = t.award_id WHERE a.state = 'active' AND t.state = 'scheduled' AND t.condition_kind = 'bursary_month' \
+             AND t.confirmed_at IS NULL AND (t.release_date + interval '1 month')::date <= $1 AND ($2::uuid IS NULL OR t.award_id = $2) \
+             FOR UPDATE OF t SKIP LOCKED)",
         )
         .bind(today)
         .bind(award)
@@ -1309,12 +1317,13 @@ impl Grants {
         .await?
         .rows_affected();
         let released: Vec<(Uuid, i32)> = sqlx::query_as(
-            "UPDATE tranches t SET state = 'payable', payable_at = now() FROM awards a \
-             WHERE a.id = t.award_id AND a.state = 'active' AND ($2::uuid IS NULL OR t.award_id = $2) AND ( \
+            "UPDATE tranches SET state = 'payable', payable_at = now() WHERE (award_id, number) IN (SELECT t.award_id, t.number \
+             FROM tranches t JOIN awards a ON a.id = t.award_id \
+             WHERE a.state = 'active' AND ($2::uuid IS NULL OR t.award_id = $2) AND ( \
                (t.state = 'scheduled' AND t.condition_kind = 'date' AND t.release_date <= $1) OR \
                (t.state IN ('scheduled', 'held') AND t.condition_kind = 'bursary_month' AND t.confirmed_at IS NOT NULL \
                 AND (t.release_date + interval '1 month')::date <= $1)) \
-             RETURNING t.award_id, t.number",
+             FOR UPDATE OF t SKIP LOCKED) RETURNING award_id, number",
         )
         .bind(today)
         .bind(award)

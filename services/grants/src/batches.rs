@@ -361,6 +361,11 @@ impl Grants {
             }
         }
         refuse_if_any(v)?;
+        // Awards before their tranches, in one order: the order a disbursement request takes too.
+        let mut awards: Vec<Uuid> = rows.iter().map(|d| d.award_id).collect();
+        awards.sort();
+        awards.dedup();
+        sqlx::query("SELECT id FROM awards WHERE id = ANY($1) ORDER BY id FOR UPDATE").bind(&awards).execute(&mut *tx).await?;
         let (mut recorded, mut unchanged) = (0, 0);
         for (i, r) in results.iter().enumerate() {
             let d = rows.iter().find(|d| d.id == ids[i]).ok_or_else(|| ServiceError::NotFound(r.disbursement.clone()))?;
