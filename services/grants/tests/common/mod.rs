@@ -527,3 +527,79 @@ pub fn eur_mad(rate: &str) -> ExchangeRate {
 pub async fn today(pool: &PgPool) -> String {
     sqlx::query_scalar("SELECT ((now() AT TIME ZONE 'Africa/Casablanca')::date)::text").fetch_one(pool).await.expect("today")
 }
+
+impl Fixture {
+    /// Publishes intake's decision accepting an application of `program` (`programs/{code}`), in
+    /// `window` and `zone`, whose members are `applicants` (ids may be reused from another
+    /// application: one person in several awards), each with a new account and the profile of
+    /// its position as in `decide`; waits until grants recorded it.
+    pub async fn accept_members(&self, program: &str, window: Window, zone: &str, applicants: &[String]) -> Accepted {
+        let application = format!("applications/{}", Uuid::now_v7());
+        let accounts: Vec<String> = applicants.iter().map(|_| format!("accounts/{}", Uuid::now_v7())).collect();
+        let employer = if window == Window::JobPlacement { format!("organizations/{}", Uuid::now_v7()) } else { String::new() };
+        let genders = [Gender::Female, Gender::Male, Gender::Female, Gender::Other, Gender::Male];
+        let nationalities = ["SN", "CI", "CM", "GN", "ML"];
+        let bands = ["18-24", "25-34", "35-44", "25-34", "45-54"];
+        let decided = ApplicationDecided {
+            application: application.clone(),
+            call: format!("calls/{}", Uuid::now_v7()),
+            program: program.into(),
+            window: window as i32,
+            zone: zone.into(),
+            decision: Some(Decision {
+                outcome: Outcome::Accepted as i32,
+                reason: "selected by the committee".into(),
+                ..Decision::default()
+            }),
+            recipients: applicants
+                .iter()
+                .zip(&accounts)
+                .enumerate()
+                .map(|(i, (a, acc))| Recipient {
+                    applicant: a.clone(),
+                    account: acc.clone(),
+                    languages: vec!["fr".into()],
+                    role: if i == 0 { MemberRole::Representative } else { MemberRole::Member } as i32,
+                })
+                .collect(),
+            employer: employer.clone(),
+            monthly_salary: None,
+            profiles: applicants
+                .iter()
+                .enumerate()
+                .map(|(i, a)| MemberProfile {
+                    applicant: a.clone(),
+                    gender: genders[i % 5] as i32,
+                    nationality: nationalities[i % 5].into(),
+                    age_band: bands[i % 5].into(),
+                })
+                .collect(),
+        };
+        let event = work4life_testkit::event(
+            "intake",
+            "intake.application.decided",
+            &application,
+            "work4life.intake.v1.ApplicationDecided",
+            &decided,
+        );
+        self.redis.publish(INTAKE_STREAM, &event).await;
+        let id = application.trim_start_matches("applications/").to_string();
+        eventually(&format!("grants records {application}"), EVENT_WAIT, || async {
+            let n: i64 = sqlx::query_scalar("SELECT count(*) FROM decided_applications WHERE application_id = $1::uuid")
+                .bind(&id)
+                .fetch_one(&self.pool)
+                .await
+                .expect("read");
+            (n == 1).then_some(())
+        })
+        .await;
+        Accepted {
+            application,
+            applicants: applicants.to_vec(),
+            accounts,
+            zone: zone.into(),
+            window: window.as_str_name().trim_start_matches("WINDOW_").to_lowercase(),
+            employer,
+        }
+    }
+}
