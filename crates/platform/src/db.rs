@@ -71,7 +71,16 @@ pub async fn ensure_database(url: &str) -> anyhow::Result<()> {
 /// statement still running when the caller has given up (SQLSTATE 57014, mapped to
 /// DEADLINE_EXCEEDED).
 pub async fn begin(pool: &PgPool) -> Result<Transaction<'static, Postgres>, ServiceError> {
-    let mut tx = pool.begin().await?;
+    bounded(pool.begin().await?).await
+}
+
+/// [`begin`] for a consistent read: one REPEATABLE READ, READ ONLY snapshot for every statement
+/// (a report whose figures must agree with each other).
+pub async fn begin_snapshot(pool: &PgPool) -> Result<Transaction<'static, Postgres>, ServiceError> {
+    bounded(pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await?).await
+}
+
+async fn bounded(mut tx: Transaction<'static, Postgres>) -> Result<Transaction<'static, Postgres>, ServiceError> {
     if let Some(deadline) = crate::stack::current_deadline() {
         let remaining = deadline.saturating_duration_since(std::time::Instant::now());
         if remaining.is_zero() {

@@ -24,8 +24,8 @@ WITH live AS (
     WHERE a.program = $1 AND a.created_at <= $2 AND (a.cancelled_at IS NULL OR a.cancelled_at > $2)
 ), money AS (
     SELECT e.award_id,
-           coalesce(sum(e.amount_minor) FILTER (WHERE e.account LIKE '%/committed' OR e.account LIKE '%/in_payment' OR e.account LIKE '%/disbursed'), 0) AS committed,
-           coalesce(sum(e.amount_minor) FILTER (WHERE e.account LIKE '%/disbursed'), 0) AS disbursed
+           coalesce(sum(e.amount_minor) FILTER (WHERE e.account LIKE '%/committed' OR e.account LIKE '%/in_payment' OR e.account LIKE '%/disbursed'), 0)::bigint AS committed,
+           coalesce(sum(e.amount_minor) FILTER (WHERE e.account LIKE '%/disbursed'), 0)::bigint AS disbursed
     FROM entries e JOIN live ON live.id = e.award_id WHERE e.posted_at <= $2 GROUP BY e.award_id
 ), people AS (
     SELECT live.id AS award_id, live.zone, live.window_code, b.applicant_id, b.gender, b.nationality, b.age_band,
@@ -56,9 +56,8 @@ impl Grants {
         refuse_if_any(v)?;
         let code = code.unwrap_or_default();
         let at = as_of.unwrap_or_else(OffsetDateTime::now_utc);
-        let mut tx = work4life_platform::db::begin(&self.pool).await?;
         // One snapshot for every figure of the report.
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
+        let mut tx = work4life_platform::db::begin_snapshot(&self.pool).await?;
         let (budget, currency, envelope): (uuid::Uuid, String, i64) =
             sqlx::query_as("SELECT id, currency, envelope_minor FROM budgets WHERE program = $1")
                 .bind(code)
