@@ -260,8 +260,16 @@ where
             let budget = budget.saturating_sub((budget / 10).min(Duration::from_millis(50)));
             let deadline = started + budget;
             let handler = CALL.scope(CallContext { request_id: Arc::clone(&request_id), deadline }, inner.call(req));
+            // A panicking handler answers INTERNAL like any bug, instead of tearing the stream down.
+            let handler = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(handler));
             let response = match tokio::time::timeout_at(deadline.into(), handler).await {
-                Ok(result) => result?,
+                Ok(Ok(result)) => result?,
+                Ok(Err(panic)) => {
+                    let what = panic.downcast_ref::<&str>().map(|s| (*s).to_string()).or_else(|| panic.downcast_ref::<String>().cloned());
+                    tracing::error!(request_id = %request_id, method = %method, panic = what.as_deref().unwrap_or("?"), "handler panicked");
+                    let status: Status = ServiceError::Internal(anyhow::anyhow!("handler panicked")).into();
+                    status.into_http()
+                }
                 Err(_) => {
                     tracing::info!(budget_ms = budget.as_millis() as u64, request_id = %request_id, method = %method, "call cancelled: deadline exceeded");
                     let status: Status = ServiceError::DeadlineExceeded.into();

@@ -379,10 +379,16 @@ fn line_amounts(
     Ok(out)
 }
 
+/// The sum of `amounts`, or INVALID_ARGUMENT on `field` when it is beyond any amount.
+fn total(field: &str, amounts: &[i64]) -> Result<i64, ServiceError> {
+    let sum: i128 = amounts.iter().map(|a| i128::from(*a)).sum();
+    i64::try_from(sum).map_err(|_| ServiceError::invalid(field, "the tranches sum beyond any amount this service can hold"))
+}
+
 /// Reserves `amount` more on a line, or FAILED_PRECONDITION naming the line and what is available.
 pub async fn reserve(tx: &mut PgConnection, line: &LineRow, amount: i64) -> Result<(), ServiceError> {
     let reserved: Option<i64> = sqlx::query_scalar(
-        "UPDATE budget_lines SET committed_minor = committed_minor + $2 WHERE id = $1 AND committed_minor + $2 <= allocated_minor \
+        "UPDATE budget_lines SET committed_minor = committed_minor + $2 WHERE id = $1 AND $2 <= allocated_minor - committed_minor \
          RETURNING committed_minor",
     )
     .bind(line.id)
@@ -743,7 +749,7 @@ impl Grants {
             _ => {}
         }
         let line_amounts = line_amounts("award.tranches", &new.tranches, &new.currency, &line.currency, new.rate.as_ref())?;
-        let line_total: i64 = line_amounts.iter().sum();
+        let line_total = total("award.tranches", &line_amounts)?;
         let decided: Option<Decided> =
             sqlx::query_as("SELECT program, window_code, zone, accepted, employer FROM decided_applications WHERE application_id = $1")
                 .bind(new.application)
@@ -1035,8 +1041,8 @@ impl Grants {
         let new_line = line_amounts("tranches", &planned, &award.currency, &line.currency, rate.as_ref())?;
         let old_total: i64 = existing.iter().filter(|e| e.state != "cancelled").map(|e| e.amount_minor).sum();
         let old_line: i64 = existing.iter().filter(|e| e.state != "cancelled").map(|e| e.line_amount_minor).sum();
-        let new_total: i64 = planned.iter().map(|t| t.amount).sum();
-        let new_line_total: i64 = new_line.iter().sum();
+        let new_total = total("tranches", &planned.iter().map(|t| t.amount).collect::<Vec<_>>())?;
+        let new_line_total = total("tranches", &new_line)?;
         let delta = new_line_total - old_line;
         let (budget, code) = (line.budget_id, line.code.clone());
         if delta > 0 {

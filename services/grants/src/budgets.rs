@@ -295,7 +295,7 @@ impl Grants {
             ));
         }
         let reserved: Option<i64> = sqlx::query_scalar(
-            "UPDATE budgets SET allocated_minor = allocated_minor + $2 WHERE id = $1 AND allocated_minor + $2 <= envelope_minor \
+            "UPDATE budgets SET allocated_minor = allocated_minor + $2 WHERE id = $1 AND $2 <= envelope_minor - allocated_minor \
              RETURNING allocated_minor",
         )
         .bind(budget)

@@ -71,7 +71,8 @@ pub fn token_config() -> TokenConfig {
 /// What the echo server does, chosen by the request's message:
 /// `whoami` returns the principal's subject; `trace` the current trace id and the received
 /// `traceparent`; `call:<addr>` calls another echo server with `trace` and returns both;
-/// `sleep:<ms>` runs `pg_sleep` in a deadline-bounded transaction; `block` waits until released.
+/// `sleep:<ms>` runs `pg_sleep` in a deadline-bounded transaction; `block` waits until released;
+/// `panic` panics.
 #[derive(Clone)]
 pub struct Echo {
     pub pool: PgPool,
@@ -105,6 +106,8 @@ impl EchoService for Echo {
                 .await
                 .map_err(|e| Status::from(work4life_platform::ServiceError::from(e)))?;
             "slept".into()
+        } else if message == "panic" {
+            panic!("the echo handler was told to panic");
         } else if message == "block" {
             let _ = self.entered.send(());
             self.release.notified().await;

@@ -39,6 +39,20 @@ async fn calls_need_a_valid_token_and_health_does_not() {
 }
 
 #[tokio::test]
+async fn a_panicking_handler_answers_internal_and_the_server_keeps_serving() {
+    let (pool, _) = fresh_schema().await;
+    let server = start_echo(pool, ServerOptions::default()).await;
+    let mut client = server.client();
+    let token = server.token("accounts/1");
+    let err = client.echo(with_token(echo("panic"), &token)).await.expect_err("a panic is an error");
+    assert_eq!(err.code(), Code::Internal, "{err:?}");
+    assert_eq!(err.get_error_details().error_info().expect("info").reason, "INTERNAL");
+    assert!(!err.message().contains("told to panic"), "the panic's text stays in the logs: {}", err.message());
+    let after = client.echo(with_token(echo("still here"), &token)).await.expect("same connection still serves").into_inner();
+    assert_eq!(after.message, "still here");
+}
+
+#[tokio::test]
 async fn expired_deadline_cancels_the_database_work() {
     let (pool, _) = fresh_schema().await;
     let server = start_echo(pool.clone(), ServerOptions::default()).await;
