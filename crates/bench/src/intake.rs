@@ -35,11 +35,9 @@ use time::{Date, OffsetDateTime};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, transport::Channel};
 use uuid::Uuid;
-use work4life_intake::{
-    pii::{Lookup, Vault},
-    text,
-};
+use work4life_intake::text;
 use work4life_platform::{
+    vault::{Lookup, Vault},
     auth::{Claims, InMemoryKeySource, RoleBinding, TokenVerifier, signing::SigningKey},
     config::PlatformConfig,
     host::{self, HostOptions, Peers, ServiceContext},
@@ -698,7 +696,7 @@ async fn target(args: &IntakeArgs, key: &SigningKey, applicants: u64) -> anyhow:
         ("W4L_SHUTDOWN_DELAY_MS".to_string(), "0".to_string()),
     ]);
     let config = PlatformConfig::from_source(&source)?;
-    let vault = Vault::new(&config.personal_data_keys, &config.personal_data_hash_key);
+    let vault = Vault::new("intake", &config.personal_data_keys, &config.personal_data_hash_key);
     let keys = Arc::new(InMemoryKeySource::new(jsonwebtoken::jwk::JwkSet { keys: vec![key.public_jwk()] }));
     let (addr, shutdown) = if args.nodelay {
         serve_nodelay(config, keys).await?
@@ -1016,7 +1014,7 @@ async fn write_scenario(args: &IntakeArgs, key: &SigningKey) -> anyhow::Result<(
     // The registry is about to grow: a later `--reuse` must not take it for a clean one.
     sqlx::query("DELETE FROM bench_meta").execute(&t.pool).await?;
     let config = PlatformConfig::from_source(&std::collections::HashMap::<String, String>::new())?;
-    let vault = Vault::new(&config.personal_data_keys, &config.personal_data_hash_key);
+    let vault = Vault::new("intake", &config.personal_data_keys, &config.personal_data_hash_key);
     let (rpc, script, counted) = match args.scenario {
         Scenario::Register => ("CreateApplicant", "register.sql", "SELECT count(*) FROM applicants"),
         _ => ("SubmitApplication", "submit.sql", "SELECT count(*) FROM applications WHERE state = 'submitted'"),
