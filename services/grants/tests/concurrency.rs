@@ -113,13 +113,27 @@ async fn run(clients: Vec<GrantsServiceClient<Channel>>, jwt: &str, ops: Vec<Op>
                     return out;
                 }
                 let mut client = clients[i % clients.len()].clone();
-                let answer = match &ops[i] {
-                    Op::Create(a) => client
-                        .create_award(bearer(CreateAwardRequest { award: Some((**a).clone()), request_id: rid() }, &jwt))
-                        .await
-                        .map(|r| r.into_inner().award),
-                    Op::Amend(r) => client.amend_award(bearer(r.clone(), &jwt)).await.map(|r| r.into_inner().award),
-                    Op::Cancel(r) => client.cancel_award(bearer(r.clone(), &jwt)).await.map(|r| r.into_inner().award),
+                // One request id per operation: a retry after UNAVAILABLE (the pool shed the call
+                // under load) or ABORTED (a duplicate in flight, a deadlock victim) is the same
+                // request, and idempotency makes its effect happen once.
+                let request_id = rid();
+                let mut attempt = 0u32;
+                let answer = loop {
+                    let answer = match &ops[i] {
+                        Op::Create(a) => client
+                            .create_award(bearer(CreateAwardRequest { award: Some((**a).clone()), request_id: request_id.clone() }, &jwt))
+                            .await
+                            .map(|r| r.into_inner().award),
+                        Op::Amend(r) => client.amend_award(bearer(r.clone(), &jwt)).await.map(|r| r.into_inner().award),
+                        Op::Cancel(r) => client.cancel_award(bearer(r.clone(), &jwt)).await.map(|r| r.into_inner().award),
+                    };
+                    match &answer {
+                        Err(status) if matches!(status.code(), Code::Unavailable | Code::Aborted) && attempt < 20 => {
+                            attempt += 1;
+                            tokio::time::sleep(std::time::Duration::from_millis(20 * u64::from(attempt))).await;
+                        }
+                        _ => break answer,
+                    }
                 };
                 out.push((i, answer.map(|a| a.expect("an award in the answer"))));
             }
