@@ -37,13 +37,13 @@ use tonic::{Request, transport::Channel};
 use uuid::Uuid;
 use work4life_intake::text;
 use work4life_platform::{
-    vault::{Lookup, Vault},
     auth::{Claims, InMemoryKeySource, RoleBinding, TokenVerifier, signing::SigningKey},
     config::PlatformConfig,
     host::{self, HostOptions, Peers, ServiceContext},
     outbox::{Relay, RelayConfig},
     pagination::PageTokens,
     stack::{AuthPolicy, ServerStack, StackConfig},
+    vault::{Lookup, Vault},
 };
 use work4life_proto::intake::{
     Applicant, Call, Consent, CreateApplicantRequest, CreateCallRequest, Criterion, DocumentType, EligibilityRules, Gender,
