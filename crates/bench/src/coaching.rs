@@ -10,6 +10,7 @@
 //!   exactly one of them may win, while the callers' other attempts aim at other hours;
 //! - `schedule-spread`: the same calls spread over `--coaches` coaches (four engagements each) in
 //!   the rooms of their offices, every attempt at an hour no other attempt uses: no conflict;
+//! - `schedule`: both, each on its own database and host, in alternating rounds, and their ratios;
 //! - `progress`: GetProgress of one engagement and of a cohort (window, zone, office) on a
 //!   fixture of `--engagements` engagements and `--sessions` sessions, kept for `--reuse`;
 //! - `load`: builds that fixture only.
@@ -19,7 +20,8 @@
 //! and participants), consistent with every constraint, including the exclusion constraints
 //! that refuse double booking. Scheduled hours are whole opening hours of the offices in their
 //! time zone (Monday to Friday 09:00-17:00, Saturday 09:00-13:00, no closure day), computed by
-//! PostgreSQL, from 4 January 2027 on.
+//! PostgreSQL, from 3 January 2028 on; the scheduling fixtures already hold a year of weekly
+//! sessions before that, analysed, as a running service's tables would be.
 
 use std::{
     collections::HashMap,
@@ -58,6 +60,8 @@ pub enum Scenario {
     ScheduleHot,
     /// ScheduleSession spread over many coaches and rooms, no two attempts at the same hour.
     ScheduleSpread,
+    /// Both, each on its own database and host, in alternating rounds, and their ratios.
+    Schedule,
     /// GetProgress per engagement and per cohort (window, zone, office) on the large fixture.
     Progress,
     /// Only build the progress fixture (for a later `--reuse`).
@@ -98,13 +102,16 @@ pub struct CoachingArgs {
     /// PostgreSQL server (no database).
     #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432")]
     server: String,
-    /// Database name prefix: `<prefix>_schedule` for the scheduling scenarios,
+    /// Database name prefix: `<prefix>_schedule_hot` and `<prefix>_schedule_spread` for the scheduling scenarios,
     /// `<prefix>_<engagements>_<sessions>` for the progress fixture.
     #[arg(long, default_value = "w4l_bench_coaching")]
     database: String,
     /// Keep a progress fixture of the same sizes that is already loaded, instead of rebuilding it.
     #[arg(long)]
     reuse: bool,
+    /// `progress`: which GetProgress calls to measure.
+    #[arg(long, value_enum, num_args = 1.., default_values_t = [Cohort::Engagement, Cohort::Window, Cohort::Zone, Cohort::Office])]
+    cohorts: Vec<Cohort>,
     /// Redis for the outbox relay and the award consumer; default: a private `redis-server` on
     /// a free loopback port (coaching's consumer group must not meet anyone else's streams),
     /// or `redis://127.0.0.1:6379/9` when none can be started.
@@ -117,14 +124,18 @@ const ISSUER: &str = "https://identity.work4life.local";
 const AUDIENCE: &str = "work4life";
 /// The offices' time zone (the seed's).
 const TIME_ZONE: &str = "Africa/Casablanca";
-/// The first day scheduled sessions are booked on (a Monday).
-const FIRST_DAY: &str = "2027-01-04";
+/// The first day scheduled sessions are booked on (a Monday, after the fixtures' sessions).
+const FIRST_DAY: &str = "2028-01-03";
 /// One-hour opening slots generated for the scheduling scenarios (about 45 years).
 const SLOTS: i64 = 100_000;
 /// Engagements of the hot coach (every attempt for the same hour uses a different one).
 const HOT_ENGAGEMENTS: u64 = 64;
 /// Engagements of each coach in `schedule-spread`.
 const SPREAD_ENGAGEMENTS_PER_COACH: u64 = 4;
+/// Weekly sessions each engagement of a scheduling fixture already has, and the days over which
+/// those engagements were opened: their last sessions end before [`FIRST_DAY`].
+const SCHEDULE_HISTORY_SESSIONS: u64 = 50;
+const SCHEDULE_HISTORY_DAYS: f64 = 380.0;
 /// Days over which the progress fixture's engagements were opened.
 const HISTORY_DAYS: f64 = 3.0 * 365.0;
 /// The cohorts GetProgress is measured on.
@@ -464,7 +475,8 @@ async fn load_fixture(pool: &PgPool, coaches: u64, engagements: u64, sessions: u
         }
     }
     sqlx::query("DROP TABLE bench_e").execute(&mut *conn).await?;
-    sqlx::query("ANALYZE").execute(&mut *conn).await?;
+    // As autovacuum would leave them: statistics, and visibility maps for index-only scans.
+    sqlx::query("VACUUM (ANALYZE)").execute(&mut *conn).await?;
     Ok(())
 }
 
@@ -473,7 +485,10 @@ async fn load_fixture(pool: &PgPool, coaches: u64, engagements: u64, sessions: u
 async fn loaded(url: &str) -> Option<(u64, u64, u64)> {
     let pool = work4life_platform::db::connect(url, "coaching", 1).await.ok()?;
     let sizes: Option<(i64, i64, i64)> =
-        sqlx::query_as("SELECT coaches, engagements, sessions FROM bench_meta ORDER BY loaded_at DESC LIMIT 1").fetch_optional(&pool).await.ok()?;
+        sqlx::query_as("SELECT coaches, engagements, sessions FROM bench_meta ORDER BY loaded_at DESC LIMIT 1")
+            .fetch_optional(&pool)
+            .await
+            .ok()?;
     let applied: Vec<(i64, Vec<u8>)> =
         sqlx::query_as("SELECT version, checksum FROM _sqlx_migrations ORDER BY version").fetch_all(&pool).await.ok()?;
     pool.close().await;
@@ -484,7 +499,10 @@ async fn loaded(url: &str) -> Option<(u64, u64, u64)> {
         .collect();
     wanted.sort();
     if applied != wanted {
-        println!("coaching fixture in {}: its migrations changed since it was loaded; loading it again", url.rsplit('/').next().unwrap_or(url));
+        println!(
+            "coaching fixture in {}: its migrations changed since it was loaded; loading it again",
+            url.rsplit('/').next().unwrap_or(url)
+        );
         return None;
     }
     sizes.map(|(c, e, s)| (c as u64, e as u64, s as u64))
@@ -512,7 +530,7 @@ async fn progress_target(args: &CoachingArgs, key: &SigningKey, redis: &str) -> 
         .await?;
     let size: String = sqlx::query_scalar("SELECT pg_size_pretty(pg_database_size(current_database()))").fetch_one(&t.pool).await?;
     println!(
-        "coaching fixture of {} coaches, {} engagements, {} sessions: loaded and analysed in {secs:.1} s (database {name}: {size})",
+        "coaching fixture of {} coaches, {} engagements, {} sessions: loaded and vacuumed in {secs:.1} s (database {name}: {size})",
         args.coaches, args.engagements, args.sessions
     );
     Ok(t)
@@ -643,7 +661,7 @@ impl Calendar {
             let coach = &self.coaches[(n % c) as usize];
             let round = n / c;
             let engagement = coach.engagements[(round % coach.engagements.len() as u64) as usize];
-            let room = if round % 2 == 0 { "salle_a" } else { "atelier" };
+            let room = if round.is_multiple_of(2) { "salle_a" } else { "atelier" };
             Some((slot, coach, engagement, format!("offices/{}/rooms/{room}", coach.office), starts, starts + time::Duration::hours(1)))
         }
     }
@@ -733,14 +751,24 @@ fn median(mut values: Vec<f64>) -> f64 {
     values.get(values.len() / 2).copied().unwrap_or(0.0)
 }
 
-/// `schedule-hot` and `schedule-spread`.
-async fn schedule(args: &CoachingArgs, key: &SigningKey, redis: &str) -> anyhow::Result<()> {
-    let hot = args.scenario == Scenario::ScheduleHot;
+/// One scheduling scenario's host, calendar and figures.
+struct Scheduling {
+    t: Target,
+    calendar: Arc<Calendar>,
+    label: String,
+    /// Each round's (attempts/s, sessions/s, share refused, p50, p99, won p50, refused p50).
+    rounds: Vec<[f64; 7]>,
+}
+
+/// Starts coaching on the scenario's own database and writes its fixture.
+async fn prepare_schedule(args: &CoachingArgs, key: &SigningKey, redis: &str, hot: bool) -> anyhow::Result<Scheduling> {
     let contention = args.contention.clamp(1, HOT_ENGAGEMENTS as usize) as u64;
-    let t = start(args, key, redis, &format!("{}_schedule", args.database), false).await?;
-    let (coaches, engagements) =
-        if hot { (1, HOT_ENGAGEMENTS) } else { (args.coaches, args.coaches * SPREAD_ENGAGEMENTS_PER_COACH) };
-    load_fixture(&t.pool, coaches, engagements, 0, 20.0).await?;
+    let name = format!("{}_schedule_{}", args.database, if hot { "hot" } else { "spread" });
+    let t = start(args, key, redis, &name, false).await?;
+    let (coaches, engagements) = if hot { (1, HOT_ENGAGEMENTS) } else { (args.coaches, args.coaches * SPREAD_ENGAGEMENTS_PER_COACH) };
+    // A year of weekly sessions already in the calendar (analysed, as a running service's tables
+    // are), all before the first day booked.
+    load_fixture(&t.pool, coaches, engagements, engagements * SCHEDULE_HISTORY_SESSIONS, SCHEDULE_HISTORY_DAYS).await?;
     let coaches = fixture_coaches(&t.pool).await?;
     let slots = opening_slots(&t.pool, SLOTS).await?;
     let calendar = Arc::new(Calendar {
@@ -754,57 +782,68 @@ async fn schedule(args: &CoachingArgs, key: &SigningKey, redis: &str) -> anyhow:
         next: AtomicU64::new(0),
     });
     let label = if hot {
-        format!(
-            "hot (1 coach, 1 room, {} engagements, {contention} overlapping attempts per hour)",
-            calendar.coaches[0].engagements.len()
-        )
+        format!("hot (1 coach, 1 room, {} engagements, {contention} overlapping attempts per hour)", calendar.coaches[0].engagements.len())
     } else {
         format!("spread ({} coaches in 5 offices, 10 rooms, one attempt per hour)", calendar.coaches.len())
     };
+    Ok(Scheduling { t, calendar, label, rounds: Vec::new() })
+}
+
+/// One measured round of a scheduling scenario.
+async fn schedule_round(args: &CoachingArgs, s: &mut Scheduling, round: usize) -> anyhow::Result<()> {
+    // This machine's PostgreSQL runs without autovacuum (CI settings): every round starts from
+    // vacuumed and analysed tables, as autovacuum keeps them in production, instead of
+    // inheriting the previous rounds' dead tuples (three in four hot attempts are rolled back)
+    // and statistics of an emptier calendar.
+    sqlx::query("VACUUM (ANALYZE)").execute(&s.t.pool).await?;
     let shape = Shape { concurrency: args.concurrency, duration: Duration::from_secs(args.duration), rate: None };
-    let (mut attempts_s, mut won_s, mut p50s, mut p99s) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let (mut won_p50s, mut refused_p50s, mut refused_shares) = (Vec::new(), Vec::new(), Vec::new());
-    for round in 1..=args.rounds.max(1) {
-        let tally = Arc::new(Tally::new(Instant::now() + Duration::from_secs(1)));
-        let report: Report = drive(&t.channels, &shape, None, schedule_call(Arc::clone(&calendar), Arc::clone(&tally))).await?;
-        let secs = report.elapsed.as_secs_f64();
-        let won = tally.won.load(Ordering::Relaxed);
-        let refused = tally.refused();
-        let other = tally.other.load(Ordering::Relaxed);
-        let won_latency = tally.won_latency.lock().map(|h| h.clone()).unwrap_or_else(|_| new_histogram());
-        let refused_latency = tally.refused_latency.lock().map(|h| h.clone()).unwrap_or_else(|_| new_histogram());
-        println!(
-            "round {round} ScheduleSession {label}: {:.0} attempts/s, {:.0} sessions/s, {won} won, {refused} refused DOUBLE_BOOKED \
-             (coach {}, room {}, participants {}), {other} other errors; latency ms p50 {:.3} p99 {:.3} max {:.3} (won p50 {:.3} p99 {:.3}; \
-             refused p50 {:.3} p99 {:.3})",
-            report.calls as f64 / secs,
-            won as f64 / secs,
-            tally.coach.load(Ordering::Relaxed),
-            tally.room.load(Ordering::Relaxed),
-            tally.participants.load(Ordering::Relaxed),
-            quantile_ms(&report.latency, 0.5),
-            quantile_ms(&report.latency, 0.99),
-            report.latency.max() as f64 / 1000.0,
-            quantile_ms(&won_latency, 0.5),
-            quantile_ms(&won_latency, 0.99),
-            quantile_ms(&refused_latency, 0.5),
-            quantile_ms(&refused_latency, 0.99),
-        );
-        if let Ok(samples) = tally.samples.lock()
-            && !samples.is_empty()
-        {
-            println!("round {round} unexpected errors, first ones: {}", samples.join("; "));
-        }
-        attempts_s.push(report.calls as f64 / secs);
-        won_s.push(won as f64 / secs);
-        p50s.push(quantile_ms(&report.latency, 0.5));
-        p99s.push(quantile_ms(&report.latency, 0.99));
-        won_p50s.push(quantile_ms(&won_latency, 0.5));
-        refused_p50s.push(quantile_ms(&refused_latency, 0.5));
-        refused_shares.push(refused as f64 / report.calls.max(1) as f64);
+    let tally = Arc::new(Tally::new(Instant::now() + Duration::from_secs(1)));
+    let report: Report = drive(&s.t.channels, &shape, None, schedule_call(Arc::clone(&s.calendar), Arc::clone(&tally))).await?;
+    let secs = report.elapsed.as_secs_f64();
+    let won = tally.won.load(Ordering::Relaxed);
+    let refused = tally.refused();
+    let other = tally.other.load(Ordering::Relaxed);
+    let won_latency = tally.won_latency.lock().map(|h| h.clone()).unwrap_or_else(|_| new_histogram());
+    let refused_latency = tally.refused_latency.lock().map(|h| h.clone()).unwrap_or_else(|_| new_histogram());
+    println!(
+        "round {round} ScheduleSession {}: {:.0} attempts/s, {:.0} sessions/s, {won} won, {refused} refused DOUBLE_BOOKED \
+         (coach {}, room {}, participants {}), {other} other errors; latency ms p50 {:.3} p99 {:.3} max {:.3} (won p50 {:.3} p99 {:.3}; \
+         refused p50 {:.3} p99 {:.3})",
+        s.label,
+        report.calls as f64 / secs,
+        won as f64 / secs,
+        tally.coach.load(Ordering::Relaxed),
+        tally.room.load(Ordering::Relaxed),
+        tally.participants.load(Ordering::Relaxed),
+        quantile_ms(&report.latency, 0.5),
+        quantile_ms(&report.latency, 0.99),
+        report.latency.max() as f64 / 1000.0,
+        quantile_ms(&won_latency, 0.5),
+        quantile_ms(&won_latency, 0.99),
+        quantile_ms(&refused_latency, 0.5),
+        quantile_ms(&refused_latency, 0.99),
+    );
+    if let Ok(samples) = tally.samples.lock()
+        && !samples.is_empty()
+    {
+        println!("round {round} unexpected errors, first ones: {}", samples.join("; "));
     }
-    // Wait for calls still in flight at the end of the last round, then check the calendar.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    s.rounds.push([
+        report.calls as f64 / secs,
+        won as f64 / secs,
+        refused as f64 / report.calls.max(1) as f64,
+        quantile_ms(&report.latency, 0.5),
+        quantile_ms(&report.latency, 0.99),
+        quantile_ms(&won_latency, 0.5),
+        quantile_ms(&refused_latency, 0.5),
+    ]);
+    Ok(())
+}
+
+/// Checks the calendar a scheduling scenario left (no hour booked twice, no overlap in the
+/// database) and prints the medians of its rounds.
+async fn finish_schedule(args: &CoachingArgs, s: &Scheduling) -> anyhow::Result<()> {
+    let calendar = &s.calendar;
     let (mut tried, mut once, mut twice, mut never) = (0u64, 0u64, 0u64, 0u64);
     let mut total_wins = 0u64;
     for (a, w) in calendar.attempts.iter().zip(&calendar.wins) {
@@ -820,7 +859,11 @@ async fn schedule(args: &CoachingArgs, key: &SigningKey, redis: &str) -> anyhow:
             _ => twice += 1,
         }
     }
-    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM sessions").fetch_one(&t.pool).await?;
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM sessions WHERE lower(during) >= $1::timestamp AT TIME ZONE $2")
+        .bind(FIRST_DAY)
+        .bind(TIME_ZONE)
+        .fetch_one(&s.t.pool)
+        .await?;
     // A session overlaps an earlier one of its coach (or room) when it starts before the latest
     // end among those that start before it.
     let overlapping: i64 = sqlx::query_scalar(
@@ -832,36 +875,84 @@ async fn schedule(args: &CoachingArgs, key: &SigningKey, redis: &str) -> anyhow:
                        ORDER BY lower(during), id ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) END AS room_end \
            FROM sessions WHERE state <> 'cancelled') x",
     )
-    .fetch_one(&t.pool)
+    .fetch_one(&s.t.pool)
     .await?;
     println!(
-        "calendar after {} attempts: {tried} hours tried, {once} booked once, {twice} booked more than once, {never} never booked; \
+        "calendar {}: {} attempts, {tried} hours tried, {once} booked once, {twice} booked more than once, {never} never booked; \
          {total_wins} sessions won, {stored} stored, {overlapping} overlapping a session of the same coach or room",
+        if calendar.hot { "hot" } else { "spread" },
         calendar.next.load(Ordering::Relaxed)
     );
     anyhow::ensure!(twice == 0 && overlapping == 0, "a coach or a room was double-booked");
+    let column = |k: usize| median(s.rounds.iter().map(|r| r[k]).collect());
     println!(
-        "ScheduleSession {label}: {:.0} attempts/s, {:.0} sessions/s, {:.1}% refused DOUBLE_BOOKED, latency ms p50 {:.3} p99 {:.3} \
+        "ScheduleSession {}: {:.0} attempts/s, {:.0} sessions/s, {:.1}% refused DOUBLE_BOOKED, latency ms p50 {:.3} p99 {:.3} \
          (won p50 {:.3}, refused p50 {:.3}) (medians of {} rounds of {} s, {} callers on {} connections)",
-        median(attempts_s),
-        median(won_s),
-        median(refused_shares) * 100.0,
-        median(p50s),
-        median(p99s),
-        median(won_p50s),
-        median(refused_p50s),
-        args.rounds.max(1),
+        s.label,
+        column(0),
+        column(1),
+        column(2) * 100.0,
+        column(3),
+        column(4),
+        column(5),
+        column(6),
+        s.rounds.len(),
         args.duration,
         args.concurrency,
         args.connections
     );
-    t.shutdown.cancel();
+    Ok(())
+}
+
+/// `schedule-hot`, `schedule-spread`, or both in alternating rounds (`schedule`), each on its
+/// own database and host, so that both see the same neighbours.
+async fn schedule(args: &CoachingArgs, key: &SigningKey, redis: &str) -> anyhow::Result<()> {
+    let kinds: &[bool] = match args.scenario {
+        Scenario::ScheduleHot => &[true],
+        Scenario::ScheduleSpread => &[false],
+        _ => &[true, false],
+    };
+    let mut runs = Vec::new();
+    for hot in kinds {
+        runs.push(prepare_schedule(args, key, redis, *hot).await?);
+    }
+    for round in 1..=args.rounds.max(1) {
+        // Odd rounds in order, even rounds reversed: neither always goes first.
+        let mut order: Vec<usize> = (0..runs.len()).collect();
+        if round.is_multiple_of(2) {
+            order.reverse();
+        }
+        for i in order {
+            schedule_round(args, &mut runs[i], round).await?;
+        }
+    }
+    // Let calls still in flight at the end of the last round finish before checking.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for run in &runs {
+        finish_schedule(args, run).await?;
+    }
+    if let [hot, spread] = runs.as_slice() {
+        let ratios =
+            |k: usize| -> Vec<f64> { hot.rounds.iter().zip(&spread.rounds).map(|(h, s)| h[k] / s[k].max(f64::MIN_POSITIVE)).collect() };
+        let show = |v: &[f64]| v.iter().map(|r| format!("{:.1}%", r * 100.0)).collect::<Vec<_>>().join(" ");
+        let (attempts, sessions) = (ratios(0), ratios(1));
+        println!(
+            "hot/spread, medians of the rounds' ratios: attempts/s {:.1}% (rounds {}), sessions/s {:.1}% (rounds {})",
+            median(attempts.clone()) * 100.0,
+            show(&attempts),
+            median(sessions.clone()) * 100.0,
+            show(&sessions)
+        );
+    }
+    for run in runs {
+        run.t.shutdown.cancel();
+    }
     Ok(())
 }
 
 /// The GetProgress calls measured.
-#[derive(Clone, Copy, Debug)]
-enum Cohort {
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug)]
+pub enum Cohort {
     /// One engagement, by an officer of its zone (a different engagement each call).
     Engagement,
     /// Every engagement of a window, by an admin.
@@ -923,10 +1014,10 @@ async fn progress(args: &CoachingArgs, key: &SigningKey, redis: &str) -> anyhow:
     let engagements: Vec<(Uuid, String)> =
         sqlx::query_as("SELECT id, zone FROM engagements WHERE state = 'active' ORDER BY id").fetch_all(&t.pool).await?;
     let engagements = Arc::new(engagements);
-    let cohorts = [Cohort::Engagement, Cohort::Window, Cohort::Zone, Cohort::Office];
+    let cohorts = args.cohorts.clone();
     // What each cohort's answer holds, once, to show what is being computed.
     let mut client = CoachingServiceClient::new(t.channels[0].clone());
-    for cohort in cohorts {
+    for cohort in cohorts.iter().copied() {
         let (request, token) = cohort.request(&t.tokens, &engagements, 0);
         let started = Instant::now();
         let answer = client.get_progress(bearer(request, &token)).await.with_context(|| format!("GetProgress {}", cohort.label()))?;
@@ -995,7 +1086,7 @@ pub fn run(args: &CoachingArgs) -> anyhow::Result<()> {
         let _telemetry = work4life_platform::telemetry::init("coaching", &config)?;
         let key = SigningKey::generate("bench-coaching")?;
         match args.scenario {
-            Scenario::ScheduleHot | Scenario::ScheduleSpread => schedule(args, &key, &redis.url).await,
+            Scenario::ScheduleHot | Scenario::ScheduleSpread | Scenario::Schedule => schedule(args, &key, &redis.url).await,
             Scenario::Progress => progress(args, &key, &redis.url).await,
             Scenario::Load => {
                 let t = progress_target(args, &key, &redis.url).await?;
