@@ -123,13 +123,24 @@ impl CoachingService for CoachingApi {
         };
         let (Some(valid), true) = (valid, v.is_empty()) else { return Err(ServiceError::InvalidArgument(v).into()) };
         let scope = format!("coaching.ScheduleSession:{}", actor.principal.subject);
-        match begin_optional::<ScheduleSessionResponse>(&self.0.pool, &scope, &r.request_id, &request_hash(r)).await? {
-            Begun::Replay(response) => Ok(Response::new(response)),
-            Begun::Fresh(mut fresh) => {
-                let session = self.0.schedule(&mut fresh.tx, &actor, &session, valid).await?;
-                let response = ScheduleSessionResponse { session: Some(session) };
-                fresh.commit(&response).await?;
-                Ok(Response::new(response))
+        // Concurrent inserts checking the same exclusion constraints can deadlock in PostgreSQL;
+        // the victim runs again, and then finds the winner's booking: DOUBLE_BOOKED, not ABORTED.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let outcome = match begin_optional::<ScheduleSessionResponse>(&self.0.pool, &scope, &r.request_id, &request_hash(r)).await? {
+                Begun::Replay(response) => Ok(response),
+                Begun::Fresh(mut fresh) => match self.0.schedule(&mut fresh.tx, &actor, &session, valid.clone()).await {
+                    Ok(session) => {
+                        let response = ScheduleSessionResponse { session: Some(session) };
+                        fresh.commit(&response).await.map(|()| response)
+                    }
+                    Err(err) => Err(err),
+                },
+            };
+            match outcome {
+                Err(ServiceError::Aborted { reason: "CONCURRENT_UPDATE", .. }) if attempt < 3 => continue,
+                other => return Ok(Response::new(other?)),
             }
         }
     }

@@ -44,6 +44,7 @@ const SELECT: &str = "SELECT s.id, s.coach_id, s.office_code, s.room_code, lower
      s.reason, s.version FROM sessions s";
 
 /// A ScheduleSession request, validated.
+#[derive(Clone)]
 pub struct ValidSession {
     ids: Vec<Uuid>,
     coach: Option<Uuid>,
@@ -74,6 +75,7 @@ pub fn validate_session(v: &mut Vec<FieldViolation>, s: &Session) -> Option<Vali
 }
 
 /// A session's place and time, validated.
+#[derive(Clone)]
 struct Slot {
     room: Option<(String, String)>,
     starts: OffsetDateTime,

@@ -4,29 +4,22 @@
 //! events published to grants' stream, and readers for what the service left in its database
 //! (rows, outbox events, audit records) and in its errors (`google.rpc` details).
 //!
-//! Redis: each fixture gets its own `redis-server` on a free loopback port. Coaching reads
+//! Redis: each fixture gets its own `redis-server` (testkit's `TestRedis`). Coaching reads
 //! `w4l:events:grants` as consumer group `coaching`, and a group hands each entry to one of its
 //! consumers only: on a shared Redis database an award published by one test could be consumed
-//! by another test's service (and land in that test's database), and every Redis database of the
-//! shared server is already used (0 by intake and the journeys, 1 to 15 by identity, which
-//! flushes them). Without a `redis-server` binary the fixture falls back to
-//! `W4L_TEST_REDIS_URL` (default `redis://127.0.0.1:6379/0`).
-#![allow(dead_code)]
+//! by another test's service.
+#![allow(dead_code, unused_imports)] // each test binary uses its own part of the shared helpers
 
 use std::{
     collections::HashMap,
-    future::Future,
-    sync::Arc,
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::{Duration, SystemTime},
 };
 
 use prost::Message;
 use sqlx::PgPool;
-use tonic::{Request, Status, transport::Channel};
-use tonic_types::StatusExt as _;
+use tonic::{Status, transport::Channel};
 use uuid::Uuid;
 use work4life_platform::{
-    auth::{Claims, InMemoryKeySource, RoleBinding, signing::SigningKey},
     config::PlatformConfig,
     host::{self, HostOptions, Running},
 };
@@ -41,9 +34,8 @@ use work4life_proto::{
     grants::AwardCreated,
 };
 
-/// The issuer and audience coaching expects by default (`PlatformConfig` defaults).
-pub const ISSUER: &str = "https://identity.work4life.local";
-pub const AUDIENCE: &str = "work4life";
+pub use work4life_testkit::{TestRedis, TestSigner, bearer, eventually, fields, info_metadata, payload, reason, rid};
+
 /// The offices the seed loads, by code, with their zones.
 pub const OFFICES: [(&str, &str); 5] = [
     ("beni_mellal_cefa", "beni_mellal"),
@@ -83,72 +75,12 @@ pub const STARTUP_PLAN: [&str; 6] =
 /// Milestone codes of the job placement plan.
 pub const JOB_PLAN: [&str; 4] = ["contract_signed", "first_month_completed", "three_months_completed", "six_months_completed"];
 
-/// A Redis server for one test: its own process when `redis-server` is installed.
-pub struct TestRedis {
-    pub url: String,
-    child: Option<std::process::Child>,
-}
-
-impl TestRedis {
-    async fn start() -> Self {
-        for _ in 0..5 {
-            let port = match std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()) {
-                Ok(addr) => addr.port(),
-                Err(_) => break,
-            };
-            let spawned = std::process::Command::new("redis-server")
-                .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", "", "--appendonly", "no", "--dir", "/tmp"])
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn();
-            let Ok(mut child) = spawned else { break };
-            let url = format!("redis://127.0.0.1:{port}/0");
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-            while tokio::time::Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break; // the port was taken meanwhile: try another
-                }
-                if ping(&url).await {
-                    return Self { url, child: Some(child) };
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        let url = std::env::var("W4L_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into());
-        eprintln!("no private redis-server; using the shared {url} (award events may reach another test's consumer)");
-        Self { url, child: None }
-    }
-
-    pub async fn connection(&self) -> redis::aio::MultiplexedConnection {
-        redis::Client::open(self.url.as_str()).expect("redis url").get_multiplexed_async_connection().await.expect("redis connection")
-    }
-}
-
-async fn ping(url: &str) -> bool {
-    let Ok(client) = redis::Client::open(url) else { return false };
-    let Ok(Ok(mut conn)) = tokio::time::timeout(Duration::from_secs(1), client.get_multiplexed_async_connection()).await else {
-        return false;
-    };
-    matches!(redis::cmd("PING").query_async::<String>(&mut conn).await, Ok(p) if p == "PONG")
-}
-
-impl Drop for TestRedis {
-    fn drop(&mut self) {
-        if let Some(child) = self.child.as_mut() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
 pub struct Fixture {
     pub running: Running,
     pub database_url: String,
     /// A pool on the test database, `search_path` = coaching.
     pub pool: PgPool,
-    signing: Arc<SigningKey>,
+    pub signer: TestSigner,
     /// A global admin's token.
     pub admin: String,
     /// The admin's subject.
@@ -159,17 +91,10 @@ pub struct Fixture {
     pub redis: TestRedis,
 }
 
-pub fn server_url() -> String {
-    std::env::var("W4L_TEST_DATABASE_URL")
-        .ok()
-        .and_then(|u| u.rsplit_once('/').map(|(s, _)| s.to_string()))
-        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432".into())
-}
-
 /// Starts coaching alone against a fresh database (`w4l_coaching_<uuid>`), seeded, with its own Redis.
 pub async fn fresh() -> Fixture {
     let redis = TestRedis::start().await;
-    let database_url = format!("{}/w4l_coaching_{}", server_url(), Uuid::new_v4().simple());
+    let database_url = work4life_testkit::fresh_database_url("coaching");
     let source: HashMap<String, String> = HashMap::from([
         ("W4L_DATABASE_URL".to_string(), database_url.clone()),
         ("W4L_REDIS_URL".to_string(), redis.url.clone()),
@@ -177,12 +102,15 @@ pub async fn fresh() -> Fixture {
         ("W4L_SHUTDOWN_DELAY_MS".to_string(), "0".to_string()),
     ]);
     let config = PlatformConfig::from_source(&source).expect("config");
-    let signing = Arc::new(SigningKey::generate("k1").expect("signing key"));
-    let keys = InMemoryKeySource::new(jsonwebtoken::jwk::JwkSet { keys: vec![signing.public_jwk()] });
-    let running =
-        host::start(HostOptions { config, services: vec![work4life_coaching::SERVICE], key_source: Some(Arc::new(keys)), migrate: true })
-            .await
-            .expect("coaching starts");
+    let signer = TestSigner::new();
+    let running = host::start(HostOptions {
+        config,
+        services: vec![work4life_coaching::SERVICE],
+        key_source: Some(signer.key_source()),
+        migrate: true,
+    })
+    .await
+    .expect("coaching starts");
     let pool = work4life_platform::db::connect(&database_url, "coaching", 4).await.expect("test pool");
     let seed = work4life_coaching::SERVICE.seed.expect("coaching has a seed");
     seed(&pool).await.expect("seed");
@@ -191,7 +119,7 @@ pub async fn fresh() -> Fixture {
         running,
         database_url,
         pool,
-        signing,
+        signer,
         admin: String::new(),
         admin_subject: admin_subject.clone(),
         org: Uuid::now_v7(),
@@ -231,25 +159,7 @@ impl Fixture {
 
     /// A token for `subject` with these bindings (role, organisation, zones).
     pub fn token_for(&self, subject: &str, bindings: &[(&str, Option<Uuid>, &[&str])]) -> String {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_secs();
-        let claims = Claims {
-            iss: ISSUER.into(),
-            aud: AUDIENCE.into(),
-            sub: subject.into(),
-            exp: now + 3600,
-            nbf: now - 5,
-            iat: now,
-            jti: Uuid::new_v4().to_string(),
-            roles: bindings
-                .iter()
-                .map(|(role, org, zones)| RoleBinding {
-                    role: (*role).to_string(),
-                    org: org.map(|o| format!("organizations/{o}")),
-                    zones: zones.iter().map(|z| (*z).to_string()).collect(),
-                })
-                .collect(),
-        };
-        self.signing.sign(&claims).expect("sign")
+        self.signer.token_for(subject, bindings)
     }
 
     /// An officer of the fixture's organisation in `zone`.
@@ -465,28 +375,12 @@ impl Fixture {
 
     /// Publishes `event` (encoded) to grants' stream, as grants' outbox relay does.
     pub async fn publish(&self, event: &Event) {
-        let mut conn = self.redis.connection().await;
-        let _: String = redis::cmd("XADD")
-            .arg(GRANTS_STREAM)
-            .arg("*")
-            .arg("event")
-            .arg(event.encode_to_vec())
-            .query_async(&mut conn)
-            .await
-            .expect("XADD");
+        self.redis.publish(GRANTS_STREAM, event).await;
     }
 
     /// The events on the Redis stream `stream`, oldest first.
     pub async fn stream_events(&self, stream: &str) -> Vec<Event> {
-        let mut conn = self.redis.connection().await;
-        let reply: redis::streams::StreamRangeReply =
-            redis::cmd("XRANGE").arg(stream).arg("-").arg("+").query_async(&mut conn).await.expect("XRANGE");
-        reply
-            .ids
-            .iter()
-            .filter_map(|entry| entry.get::<Vec<u8>>("event"))
-            .map(|bytes| Event::decode(bytes.as_slice()).expect("an encoded Event"))
-            .collect()
+        self.redis.stream_events(stream).await
     }
 
     /// Waits until the outbox relay has published every event of the outbox.
@@ -578,41 +472,7 @@ impl Drop for Fixture {
             eprintln!("test database kept for inspection: {}", self.database_url);
             return;
         }
-        let Some((server, name)) = self.database_url.rsplit_once('/') else { return };
-        // WITH (FORCE) ends the service's and the test's own connections (PostgreSQL 13+).
-        let _ = std::process::Command::new("psql")
-            .arg(format!("--dbname={server}/postgres"))
-            .arg("--quiet")
-            .arg("--command")
-            .arg(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-            .output();
-    }
-}
-
-pub fn bearer<T>(message: T, jwt: &str) -> Request<T> {
-    let mut request = Request::new(message);
-    request.metadata_mut().insert("authorization", format!("Bearer {jwt}").parse().expect("header"));
-    request
-}
-
-/// A fresh UUID as a request id.
-pub fn rid() -> String {
-    Uuid::new_v4().to_string()
-}
-
-/// Polls `check` until it answers `Some`, for at most `timeout`; panics naming `what` after that.
-pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        work4life_testkit::drop_database(&self.database_url);
     }
 }
 
@@ -723,27 +583,6 @@ pub fn timestamp_in(seconds: i64) -> prost_types::Timestamp {
 /// `t` plus `seconds`.
 pub fn plus(t: &prost_types::Timestamp, seconds: i64) -> prost_types::Timestamp {
     prost_types::Timestamp { seconds: t.seconds + seconds, nanos: t.nanos }
-}
-
-/// The payload of `event`, decoded as `M`.
-pub fn payload<M: Message + Default>(event: &Event) -> M {
-    let any = event.payload.as_ref().expect("event payload");
-    M::decode(any.value.as_slice()).expect("payload decodes")
-}
-
-/// The BadRequest field paths of `status`, in order.
-pub fn fields(status: &Status) -> Vec<String> {
-    status.get_error_details().bad_request().map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect()).unwrap_or_default()
-}
-
-/// `ErrorInfo.reason` of `status` ("" when absent).
-pub fn reason(status: &Status) -> String {
-    status.get_error_details().error_info().map(|i| i.reason.clone()).unwrap_or_default()
-}
-
-/// `ErrorInfo.metadata` of `status`.
-pub fn info_metadata(status: &Status) -> HashMap<String, String> {
-    status.get_error_details().error_info().map(|i| i.metadata.clone()).unwrap_or_default()
 }
 
 /// Asserts `result` failed with `code` and (when not empty) ErrorInfo reason `why`.
