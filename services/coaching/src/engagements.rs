@@ -604,11 +604,13 @@ impl Coaching {
                  JOIN cohort c ON c.id = se.engagement_id WHERE s.state = 'held' AND lower(s.during) <= ",
         );
         qb.push_bind(as_of);
+        // Attendance in one pass over the participants of the held sessions.
         qb.push(
-            ") SELECT (SELECT count(*) FROM cohort), (SELECT count(*) FROM held), \
+            "), attendance AS (SELECT count(*) FILTER (WHERE p.present) AS present, count(*) AS expected \
+                 FROM session_participants p JOIN held h ON h.id = p.session_id) \
+             SELECT (SELECT count(*) FROM cohort), (SELECT count(*) FROM held), \
                  COALESCE((SELECT sum(extract(epoch FROM upper(during) - lower(during))) / 3600 FROM held), 0)::float8, \
-                 (SELECT count(*) FILTER (WHERE p.present) FROM session_participants p WHERE p.session_id IN (SELECT id FROM held)), \
-                 (SELECT count(*) FROM session_participants p WHERE p.session_id IN (SELECT id FROM held)), \
+                 (SELECT present FROM attendance), (SELECT expected FROM attendance), \
                  (SELECT count(*) FROM milestones m JOIN cohort c ON c.id = m.engagement_id WHERE m.state = 'verified'), \
                  (SELECT count(*) FROM milestones m JOIN cohort c ON c.id = m.engagement_id), \
                  ARRAY(SELECT c.id FROM cohort c WHERE c.state = 'active' AND ( \
