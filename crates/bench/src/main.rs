@@ -7,12 +7,14 @@
 //! work4life-bench compare [--duration 10] ...     bare vs full stack, each in its own process, one run
 //! work4life-bench intake --scenario register|submit|list|load ...   the intake service next to pgbench (intake.rs)
 //! work4life-bench coaching --scenario schedule-hot|schedule-spread|progress|load ...   the coaching service (coaching.rs)
+//! work4life-bench grants --scenario award-hot|award-spread|disburse|report ...   the grants service (grants.rs)
 //! ```
 //! Closed loop: `concurrency` callers each send the next call when the previous answers
 //! (throughput). Fixed rate: calls start on a schedule whatever the answers do, and latency is
 //! measured from the scheduled start (no coordinated omission).
 
 mod coaching;
+mod grants;
 mod intake;
 
 use std::{
@@ -130,6 +132,8 @@ enum Command {
     Intake(intake::IntakeArgs),
     /// The coaching service over real gRPC: scheduling under contention and progress reports (docs/benchmarks.md, "Coaching (#6)").
     Coaching(coaching::CoachingArgs),
+    /// The grants service over real gRPC: awards on one line and on many, disbursements, the donor's report (docs/benchmarks.md, "Grants (#5)").
+    Grants(grants::GrantsArgs),
     /// Run the same load against the bare server and the full stack, each in its own process.
     Compare {
         /// Tokio worker threads of each server (the machine has 2 cores; the client gets the rest).
@@ -172,6 +176,7 @@ fn main() -> anyhow::Result<()> {
         Command::Argon2 { count } => argon2_rate(count),
         Command::Intake(args) => intake::run(&args),
         Command::Coaching(args) => coaching::run(&args),
+        Command::Grants(args) => grants::run(&args),
     }
 }
 
