@@ -1309,28 +1309,32 @@ impl Grants {
     /// or one; returns (payable, held).
     pub async fn release_due_in(&self, tx: &mut PgConnection, award: Option<Uuid>) -> Result<(i32, i32), ServiceError> {
         let today = program_today(tx).await?;
+        // One award's own tranches by its key: a statement shared by both cases (`$2 IS NULL OR
+        // award_id = $2`) gets a generic plan that reads every waiting tranche of the program,
+        // while the caller holds its line's lock.
+        let which = if award.is_some() { "t.award_id = $2" } else { "$2::uuid IS NULL" };
         // Rows another transaction holds are skipped, not waited for: the next run takes them, and
         // no lock order between this job and a request on the same award can deadlock.
-        let held = sqlx::query(
+        let held = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE tranches SET state = 'held' WHERE (award_id, number) IN (SELECT t.award_id, t.number FROM tranches t \
              JOIN awards a ON a.id = t.award_id WHERE a.state = 'active' AND t.state = 'scheduled' AND t.condition_kind = 'bursary_month' \
-             AND t.confirmed_at IS NULL AND (t.release_date + interval '1 month')::date <= $1 AND ($2::uuid IS NULL OR t.award_id = $2) \
-             FOR UPDATE OF t SKIP LOCKED)",
-        )
+             AND t.confirmed_at IS NULL AND (t.release_date + interval '1 month')::date <= $1 AND {which} \
+             FOR UPDATE OF t SKIP LOCKED)"
+        )))
         .bind(today)
         .bind(award)
         .execute(&mut *tx)
         .await?
         .rows_affected();
-        let released: Vec<(Uuid, i32)> = sqlx::query_as(
+        let released: Vec<(Uuid, i32)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "UPDATE tranches SET state = 'payable', payable_at = now() WHERE (award_id, number) IN (SELECT t.award_id, t.number \
              FROM tranches t JOIN awards a ON a.id = t.award_id \
-             WHERE a.state = 'active' AND ($2::uuid IS NULL OR t.award_id = $2) AND ( \
+             WHERE a.state = 'active' AND {which} AND ( \
                (t.state = 'scheduled' AND t.condition_kind = 'date' AND t.release_date <= $1) OR \
                (t.state IN ('scheduled', 'held') AND t.condition_kind = 'bursary_month' AND t.confirmed_at IS NOT NULL \
                 AND (t.release_date + interval '1 month')::date <= $1)) \
-             FOR UPDATE OF t SKIP LOCKED) RETURNING award_id, number",
-        )
+             FOR UPDATE OF t SKIP LOCKED) RETURNING award_id, number"
+        )))
         .bind(today)
         .bind(award)
         .fetch_all(&mut *tx)
