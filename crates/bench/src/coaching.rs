@@ -25,8 +25,6 @@
 
 use std::{
     collections::HashMap,
-    io::{Read as _, Write as _},
-    process::{Child, Command as Process, Stdio},
     sync::{
         Arc, Mutex,
         atomic::{AtomicU32, AtomicU64, Ordering},
@@ -34,6 +32,7 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
+use crate::private_redis::PrivateRedis;
 use anyhow::Context as _;
 use clap::ValueEnum;
 use hdrhistogram::Histogram;
@@ -146,61 +145,6 @@ const COHORT_OFFICE: &str = "tanger_technopark";
 /// Offices (code, zone), in the seed's order: coach `k` works at `OFFICES[k % 5]`.
 fn offices() -> Vec<(&'static str, &'static str)> {
     work4life_coaching::seed::OFFICES.iter().map(|o| (o.0, o.2)).collect()
-}
-
-/// A Redis server for the run: its own process when `redis-server` is installed.
-struct PrivateRedis {
-    url: String,
-    child: Option<Child>,
-}
-
-impl PrivateRedis {
-    fn start(given: &Option<String>) -> Self {
-        if let Some(url) = given {
-            return Self { url: url.clone(), child: None };
-        }
-        for _ in 0..5 {
-            let Ok(port) = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()) else { break };
-            let spawned = Process::new("redis-server")
-                .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", "", "--appendonly", "no", "--dir", "/tmp"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn();
-            let Ok(mut child) = spawned else { break };
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break; // the port was taken meanwhile: try another
-                }
-                if redis_pong(port) {
-                    return Self { url: format!("redis://127.0.0.1:{port}/0"), child: Some(child) };
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        let url = "redis://127.0.0.1:6379/9".to_string();
-        eprintln!("no private redis-server could be started; using {url}");
-        Self { url, child: None }
-    }
-}
-
-fn redis_pong(port: u16) -> bool {
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let Ok(mut stream) = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)) else { return false };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
-    let mut answer = [0u8; 16];
-    stream.write_all(b"PING\r\n").is_ok() && stream.read(&mut answer).map(|n| answer[..n].starts_with(b"+PONG")).unwrap_or(false)
-}
-
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        if let Some(child) = self.child.as_mut() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
 }
 
 /// Access tokens the host accepts.
@@ -1075,7 +1019,7 @@ async fn progress(args: &CoachingArgs, key: &SigningKey, redis: &str) -> anyhow:
 
 /// Runs a scenario.
 pub fn run(args: &CoachingArgs) -> anyhow::Result<()> {
-    let redis = PrivateRedis::start(&args.redis);
+    let redis = PrivateRedis::start(&args.redis, 9);
     // The service, its callers and the loader share the machine's cores, as a host would.
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let result = runtime.block_on(async {

@@ -21,8 +21,6 @@
 
 use std::{
     collections::{BTreeMap, HashMap},
-    io::{Read as _, Write as _},
-    process::{Child, Command as Process, Stdio},
     sync::{
         Arc, Mutex,
         atomic::{AtomicUsize, Ordering},
@@ -30,6 +28,7 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
+use crate::private_redis::PrivateRedis;
 use anyhow::Context as _;
 use clap::ValueEnum;
 use hdrhistogram::Histogram;
@@ -130,61 +129,6 @@ const SPREAD_WINDOWS: [&str; 5] =
     ["individual_startup", "collective_startup", "association_professionalisation", "enterprise_marketing", "labour_law_advice"];
 /// One award: 10,000.00 EUR in two tranches.
 const AWARD_MINOR: i64 = 1_000_000;
-
-/// A Redis server for the run: its own process when `redis-server` is installed.
-struct PrivateRedis {
-    url: String,
-    child: Option<Child>,
-}
-
-impl PrivateRedis {
-    fn start(given: &Option<String>) -> Self {
-        if let Some(url) = given {
-            return Self { url: url.clone(), child: None };
-        }
-        for _ in 0..5 {
-            let Ok(port) = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()) else { break };
-            let spawned = Process::new("redis-server")
-                .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", "", "--appendonly", "no", "--dir", "/tmp"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn();
-            let Ok(mut child) = spawned else { break };
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break;
-                }
-                if redis_pong(port) {
-                    return Self { url: format!("redis://127.0.0.1:{port}/0"), child: Some(child) };
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        let url = "redis://127.0.0.1:6379/10".to_string();
-        eprintln!("no private redis-server could be started; using {url}");
-        Self { url, child: None }
-    }
-}
-
-fn redis_pong(port: u16) -> bool {
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let Ok(mut stream) = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)) else { return false };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
-    let mut answer = [0u8; 16];
-    stream.write_all(b"PING\r\n").is_ok() && stream.read(&mut answer).map(|n| answer[..n].starts_with(b"+PONG")).unwrap_or(false)
-}
-
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        if let Some(child) = self.child.as_mut() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
 
 /// Access tokens the host accepts: all bound to one organisation and to no zone (every zone).
 struct Tokens {
@@ -1178,7 +1122,7 @@ async fn report(args: &GrantsArgs, key: &SigningKey, redis: &str) -> anyhow::Res
 
 /// `work4life-bench grants`.
 pub fn run(args: &GrantsArgs) -> anyhow::Result<()> {
-    let redis = PrivateRedis::start(&args.redis);
+    let redis = PrivateRedis::start(&args.redis, 10);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let key = SigningKey::generate("bench-grants")?;
     let result = runtime.block_on(async {

@@ -16,6 +16,7 @@
 mod coaching;
 mod grants;
 mod intake;
+mod private_redis;
 
 use std::{
     io::{BufRead, BufReader},
