@@ -158,6 +158,13 @@ async fn each_decision_writes_a_decided_event_and_a_refusal_none() {
     assert_eq!(decided.recipients[0].applicant, draft.members[0].applicant);
     assert_eq!(decided.recipients[0].role, MemberRole::Representative as i32);
     assert!(decided.employer.is_empty() && decided.monthly_salary.is_none(), "not a job placement");
+    // The accepted decision carries each member's coarse profile for grants' donor reports.
+    assert!(payload::<ApplicationDecided>(&events[0]).profiles.is_empty(), "no profiles on a waitlisting");
+    assert_eq!(decided.profiles.len(), 1);
+    let profile = &decided.profiles[0];
+    assert_eq!(profile.applicant, draft.members[0].applicant);
+    assert_eq!((profile.gender, profile.nationality.as_str()), (work4life_proto::intake::Gender::Female as i32, "SN"), "as registered");
+    assert!(["18-24", "25-34"].contains(&profile.age_band.as_str()), "born after 1994 and eligible: {}", profile.age_band);
 }
 
 #[tokio::test]

@@ -2,21 +2,19 @@
 //! its reference data, access tokens signed by a key the test publishes, builders for valid
 //! records (unique phone and document on every call), and readers for what the service left in
 //! its database (rows, outbox events, a `pg_dump`) and in its errors (`google.rpc` details).
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)] // each test binary uses its own part of the shared helpers
 
 use std::{
     collections::HashMap,
-    sync::Arc,
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::{Duration, SystemTime},
 };
 
 use prost::Message;
 use sqlx::PgPool;
-use tonic::{Request, Status, transport::Channel};
+use tonic::{Status, transport::Channel};
 use tonic_types::StatusExt as _;
 use uuid::Uuid;
 use work4life_platform::{
-    auth::{Claims, InMemoryKeySource, RoleBinding, signing::SigningKey},
     config::PlatformConfig,
     host::{self, HostOptions, Running},
 };
@@ -31,9 +29,9 @@ use work4life_proto::{
     },
 };
 
+pub use work4life_testkit::{TestSigner, bearer, fields, info_metadata, payload, reason};
+
 /// The issuer and audience intake expects by default (`PlatformConfig` defaults).
-pub const ISSUER: &str = "https://identity.work4life.local";
-pub const AUDIENCE: &str = "work4life";
 /// The program the seed loads.
 pub const PROGRAM: &str = "programs/work4life";
 /// The four zones the seed loads.
@@ -57,7 +55,7 @@ pub struct Fixture {
     pub database_url: String,
     /// A pool on the test database, `search_path` = intake.
     pub pool: PgPool,
-    signing: Arc<SigningKey>,
+    pub signer: TestSigner,
     /// A global admin's token.
     pub admin: String,
     /// The admin's subject.
@@ -66,20 +64,13 @@ pub struct Fixture {
     pub org: Uuid,
 }
 
-pub fn server_url() -> String {
-    std::env::var("W4L_TEST_DATABASE_URL")
-        .ok()
-        .and_then(|u| u.rsplit_once('/').map(|(s, _)| s.to_string()))
-        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432".into())
-}
-
 pub fn redis_url() -> String {
     std::env::var("W4L_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into())
 }
 
 /// Starts intake alone against a fresh database (`w4l_intake_<uuid>`), seeded.
 pub async fn fresh() -> Fixture {
-    let database_url = format!("{}/w4l_intake_{}", server_url(), Uuid::new_v4().simple());
+    let database_url = work4life_testkit::fresh_database_url("intake");
     let source: HashMap<String, String> = HashMap::from([
         ("W4L_DATABASE_URL".to_string(), database_url.clone()),
         ("W4L_REDIS_URL".to_string(), redis_url()),
@@ -87,18 +78,21 @@ pub async fn fresh() -> Fixture {
         ("W4L_SHUTDOWN_DELAY_MS".to_string(), "0".to_string()),
     ]);
     let config = PlatformConfig::from_source(&source).expect("config");
-    let signing = Arc::new(SigningKey::generate("k1").expect("signing key"));
-    let keys = InMemoryKeySource::new(jsonwebtoken::jwk::JwkSet { keys: vec![signing.public_jwk()] });
-    let running =
-        host::start(HostOptions { config, services: vec![work4life_intake::SERVICE], key_source: Some(Arc::new(keys)), migrate: true })
-            .await
-            .expect("intake starts");
+    let signer = TestSigner::new();
+    let running = host::start(HostOptions {
+        config,
+        services: vec![work4life_intake::SERVICE],
+        key_source: Some(signer.key_source()),
+        migrate: true,
+    })
+    .await
+    .expect("intake starts");
     let pool = work4life_platform::db::connect(&database_url, "intake", 4).await.expect("test pool");
     let seed = work4life_intake::SERVICE.seed.expect("intake has a seed");
     seed(&pool).await.expect("seed");
     let admin_subject = format!("accounts/{}", Uuid::now_v7());
     let mut fixture =
-        Fixture { running, database_url, pool, signing, admin: String::new(), admin_subject: admin_subject.clone(), org: Uuid::now_v7() };
+        Fixture { running, database_url, pool, signer, admin: String::new(), admin_subject: admin_subject.clone(), org: Uuid::now_v7() };
     fixture.admin = fixture.token_for(&admin_subject, &[("admin", None, &[])]);
     fixture
 }
@@ -112,32 +106,12 @@ impl Fixture {
 
     /// A new account holding `role` (scoped to `org` and `zones`): its subject and a token.
     pub fn token(&self, role: &str, org: Option<Uuid>, zones: &[&str]) -> (String, String) {
-        let subject = format!("accounts/{}", Uuid::now_v7());
-        let jwt = self.token_for(&subject, &[(role, org, zones)]);
-        (subject, jwt)
+        self.signer.token(role, org, zones)
     }
 
     /// A token for `subject` with these bindings (role, organisation, zones).
     pub fn token_for(&self, subject: &str, bindings: &[(&str, Option<Uuid>, &[&str])]) -> String {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_secs();
-        let claims = Claims {
-            iss: ISSUER.into(),
-            aud: AUDIENCE.into(),
-            sub: subject.into(),
-            exp: now + 3600,
-            nbf: now - 5,
-            iat: now,
-            jti: Uuid::new_v4().to_string(),
-            roles: bindings
-                .iter()
-                .map(|(role, org, zones)| RoleBinding {
-                    role: (*role).to_string(),
-                    org: org.map(|o| format!("organizations/{o}")),
-                    zones: zones.iter().map(|z| (*z).to_string()).collect(),
-                })
-                .collect(),
-        };
-        self.signing.sign(&claims).expect("sign")
+        self.signer.token_for(subject, bindings)
     }
 
     /// An officer of the fixture's organisation in `zone`.
@@ -382,12 +356,6 @@ impl Drop for Fixture {
     }
 }
 
-pub fn bearer<T>(message: T, jwt: &str) -> Request<T> {
-    let mut request = Request::new(message);
-    request.metadata_mut().insert("authorization", format!("Bearer {jwt}").parse().expect("header"));
-    request
-}
-
 /// `n` random lowercase letters.
 pub fn letters(n: usize) -> String {
     let mut out = String::new();
@@ -547,27 +515,6 @@ pub fn application_message(call: &Call, zone: &str, members: &[&Applicant]) -> A
 
 pub fn member(applicant: &Applicant, role: MemberRole) -> Member {
     Member { applicant: applicant.name.clone(), role: role as i32, display_name: String::new() }
-}
-
-/// The payload of `event`, decoded as `M`.
-pub fn payload<M: Message + Default>(event: &Event) -> M {
-    let any = event.payload.as_ref().expect("event payload");
-    M::decode(any.value.as_slice()).expect("payload decodes")
-}
-
-/// The BadRequest field paths of `status`, in order.
-pub fn fields(status: &Status) -> Vec<String> {
-    status.get_error_details().bad_request().map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect()).unwrap_or_default()
-}
-
-/// `ErrorInfo.reason` of `status` ("" when absent).
-pub fn reason(status: &Status) -> String {
-    status.get_error_details().error_info().map(|i| i.reason.clone()).unwrap_or_default()
-}
-
-/// `ErrorInfo.metadata` of `status`.
-pub fn info_metadata(status: &Status) -> HashMap<String, String> {
-    status.get_error_details().error_info().map(|i| i.metadata.clone()).unwrap_or_default()
 }
 
 /// The PreconditionFailure violations of `status`: (type, subject).
