@@ -3,10 +3,12 @@
 //! It owns the `notifications` schema and the `w4l:events:notifications` stream; other services reach it only
 //! through its protobuf contract. The domain arrives with its capability issue; until then the
 //! service is mounted, migrated and health-checked like the others. Its first rooms are here:
-//! [`sms`] (encoding and billed segments of a text), [`consent`] (inbound STOP words) and
-//! [`templates`] (placeholders checked against each event's variables, locale fallback).
+//! [`sms`] (encoding and billed segments of a text), [`consent`] (inbound STOP words),
+//! [`templates`] (placeholders checked against each event's variables, locale fallback) and
+//! [`retry`] (backoff with jitter before a dead letter).
 
 pub mod consent;
+pub mod retry;
 pub mod sms;
 pub mod templates;
 
