@@ -108,6 +108,12 @@ impl ServiceError {
     }
 }
 
+/// The constraint a unique violation (SQLSTATE 23505) names, for turning it into ALREADY_EXISTS.
+pub fn unique_violated(err: &sqlx::Error) -> Option<&str> {
+    let db = err.as_database_error()?;
+    if db.code().as_deref() == Some("23505") { Some(db.constraint().unwrap_or_default()) } else { None }
+}
+
 impl From<sqlx::Error> for ServiceError {
     fn from(err: sqlx::Error) -> Self {
         // statement_timeout (57014, query_canceled) fires when the call's deadline is reached.

@@ -264,3 +264,83 @@ pub fn preconditions(status: &Status) -> Vec<(String, String)> {
         .map(|p| p.violations.iter().map(|v| (v.subject.clone(), v.description.clone())).collect())
         .unwrap_or_default()
 }
+
+/// A service running alone for an API test: its host on port 0, its fresh database (migrated and
+/// seeded) and a pool whose `search_path` is the service's schema, and the signer its tokens
+/// are verified with.
+pub struct Hosted {
+    pub running: work4life_platform::host::Running,
+    pub database_url: String,
+    pub pool: sqlx::PgPool,
+    pub signer: TestSigner,
+}
+
+/// Starts `service` alone on a fresh database `w4l_<service>_<uuid>`, with Redis at `redis_url`.
+pub async fn host_alone(service: work4life_platform::host::ServiceDefinition, redis_url: &str) -> Hosted {
+    let database_url = fresh_database_url(service.name);
+    let source = HashMap::from([
+        ("W4L_DATABASE_URL".to_string(), database_url.clone()),
+        ("W4L_REDIS_URL".to_string(), redis_url.to_string()),
+        ("W4L_LISTEN_ADDR".to_string(), "127.0.0.1:0".to_string()),
+        ("W4L_SHUTDOWN_DELAY_MS".to_string(), "0".to_string()),
+    ]);
+    let config = work4life_platform::config::PlatformConfig::from_source(&source).expect("config");
+    let signer = TestSigner::new();
+    let running = work4life_platform::host::start(work4life_platform::host::HostOptions {
+        config,
+        services: vec![service],
+        key_source: Some(signer.key_source()),
+        migrate: true,
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{} starts: {e:#}", service.name));
+    let pool = work4life_platform::db::connect(&database_url, service.name, 8).await.expect("test pool");
+    if let Some(seed) = service.seed {
+        seed(&pool).await.expect("seed");
+    }
+    Hosted { running, database_url, pool, signer }
+}
+
+/// The single number `sql` answers.
+pub async fn count(pool: &sqlx::PgPool, sql: &str) -> i64 {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string())).fetch_one(pool).await.expect(sql)
+}
+
+/// Each table's row count and a digest of its rows, to tell whether a call wrote anything. The
+/// relay stamps the outbox's `published_at` on its own schedule: the outbox is compared without it.
+pub async fn fingerprint(pool: &sqlx::PgPool, tables: &[&'static str]) -> Vec<(&'static str, i64, String)> {
+    let mut out = Vec::new();
+    for table in tables {
+        let row = if *table == "outbox" { "(t.seq, t.event_id, t.stream, t.event_type, t.event, t.created_at)" } else { "t" };
+        let (n, digest): (i64, Option<String>) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT count(*), md5(string_agg({row}::text, '|' ORDER BY {row}::text)) FROM {table} t"
+        )))
+        .fetch_one(pool)
+        .await
+        .expect(table);
+        out.push((*table, n, digest.unwrap_or_default()));
+    }
+    out
+}
+
+/// The service's outbox events of `event_type`, oldest first.
+pub async fn outbox_events(pool: &sqlx::PgPool, event_type: &str) -> Vec<Event> {
+    let rows: Vec<Vec<u8>> = sqlx::query_scalar("SELECT event FROM outbox WHERE event_type = $1 ORDER BY seq")
+        .bind(event_type)
+        .fetch_all(pool)
+        .await
+        .expect("outbox");
+    rows.iter().map(|bytes| Event::decode(bytes.as_slice()).expect("an encoded Event")).collect()
+}
+
+/// The service's audit records of `action` on `resource`: (actor, details).
+pub async fn audit_records(pool: &sqlx::PgPool, action: &str, resource: &str) -> Vec<(String, serde_json::Value)> {
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT actor, details::text FROM audit_log WHERE action = $1 AND resource = $2 ORDER BY seq")
+            .bind(action)
+            .bind(resource)
+            .fetch_all(pool)
+            .await
+            .expect("audit");
+    rows.into_iter().map(|(actor, details)| (actor, serde_json::from_str(&details).unwrap_or_default())).collect()
+}

@@ -119,10 +119,7 @@ pub(crate) async fn commit<R: Message>(fresh: Fresh, response: &R) -> Result<(),
 
 /// Maps a unique violation of `constraint` to ALREADY_EXISTS on `resource`, anything else through.
 pub(crate) fn conflict(err: sqlx::Error, constraint: &str, reason: &'static str, resource: String) -> ServiceError {
-    if let Some(db) = err.as_database_error()
-        && db.code().as_deref() == Some("23505")
-        && db.constraint() == Some(constraint)
-    {
+    if work4life_platform::error::unique_violated(&err) == Some(constraint) {
         return ServiceError::AlreadyExists { resource, reason, metadata: Default::default() };
     }
     err.into()

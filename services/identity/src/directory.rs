@@ -244,13 +244,11 @@ pub mod policy {
 }
 
 fn unique_violation(err: sqlx::Error) -> ServiceError {
-    if let Some(db) = err.as_database_error()
-        && db.code().as_deref() == Some("23505")
-    {
-        let (field, resource) = match db.constraint() {
-            Some(c) if c.contains("phone") => ("phone", "an account with this phone"),
-            Some(c) if c.contains("email") => ("email", "an account with this email"),
-            Some(c) if c.contains("name") => ("display_name", "an organisation with this name"),
+    if let Some(constraint) = work4life_platform::error::unique_violated(&err) {
+        let (field, resource) = match constraint {
+            c if c.contains("phone") => ("phone", "an account with this phone"),
+            c if c.contains("email") => ("email", "an account with this email"),
+            c if c.contains("name") => ("display_name", "an organisation with this name"),
             _ => ("", "a resource with these values"),
         };
         return ServiceError::AlreadyExists {

@@ -75,10 +75,8 @@ pub(crate) async fn emit<M: Message>(
 
 /// Maps a unique violation on one of `constraints` to ALREADY_EXISTS, anything else through.
 pub(crate) fn conflict(err: sqlx::Error, constraints: &[(&str, &'static str, &str)]) -> ServiceError {
-    if let Some(db) = err.as_database_error()
-        && db.code().as_deref() == Some("23505")
-        && let Some((_, reason, field)) = constraints.iter().find(|(c, _, _)| db.constraint() == Some(*c))
-    {
+    let violated = work4life_platform::error::unique_violated(&err);
+    if let Some((_, reason, field)) = constraints.iter().find(|(c, _, _)| violated == Some(*c)) {
         return ServiceError::AlreadyExists {
             resource: format!("a record with this {field}"),
             reason,

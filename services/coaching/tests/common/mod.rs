@@ -8,21 +8,15 @@
 //! `w4l:events:grants` as consumer group `coaching`, and a group hands each entry to one of its
 //! consumers only: on a shared Redis database an award published by one test could be consumed
 //! by another test's service.
-#![allow(dead_code, unused_imports)] // each test binary uses its own part of the shared helpers
+#![allow(dead_code)]
 
-use std::{
-    collections::HashMap,
-    time::{Duration, SystemTime},
-};
+use std::time::{Duration, SystemTime};
 
 use prost::Message;
 use sqlx::PgPool;
 use tonic::{Status, transport::Channel};
 use uuid::Uuid;
-use work4life_platform::{
-    config::PlatformConfig,
-    host::{self, HostOptions, Running},
-};
+use work4life_platform::host::Running;
 use work4life_proto::{
     coaching::{
         Attendance, CancelSessionRequest, Coach, CompleteMilestoneRequest, CreateCoachRequest, CreateEngagementRequest, Engagement,
@@ -34,6 +28,7 @@ use work4life_proto::{
     grants::AwardCreated,
 };
 
+#[allow(unused_imports)] // each test binary uses its own part of these
 pub use work4life_testkit::{TestRedis, TestSigner, bearer, eventually, fields, info_metadata, payload, reason, rid};
 
 /// The offices the seed loads, by code, with their zones.
@@ -94,26 +89,8 @@ pub struct Fixture {
 /// Starts coaching alone against a fresh database (`w4l_coaching_<uuid>`), seeded, with its own Redis.
 pub async fn fresh() -> Fixture {
     let redis = TestRedis::start().await;
-    let database_url = work4life_testkit::fresh_database_url("coaching");
-    let source: HashMap<String, String> = HashMap::from([
-        ("W4L_DATABASE_URL".to_string(), database_url.clone()),
-        ("W4L_REDIS_URL".to_string(), redis.url.clone()),
-        ("W4L_LISTEN_ADDR".to_string(), "127.0.0.1:0".to_string()),
-        ("W4L_SHUTDOWN_DELAY_MS".to_string(), "0".to_string()),
-    ]);
-    let config = PlatformConfig::from_source(&source).expect("config");
-    let signer = TestSigner::new();
-    let running = host::start(HostOptions {
-        config,
-        services: vec![work4life_coaching::SERVICE],
-        key_source: Some(signer.key_source()),
-        migrate: true,
-    })
-    .await
-    .expect("coaching starts");
-    let pool = work4life_platform::db::connect(&database_url, "coaching", 4).await.expect("test pool");
-    let seed = work4life_coaching::SERVICE.seed.expect("coaching has a seed");
-    seed(&pool).await.expect("seed");
+    let work4life_testkit::Hosted { running, database_url, pool, signer } =
+        work4life_testkit::host_alone(work4life_coaching::SERVICE, &redis.url).await;
     let admin_subject = format!("accounts/{}", Uuid::now_v7());
     let mut fixture = Fixture {
         running,
@@ -420,46 +397,22 @@ impl Fixture {
     }
 
     pub async fn count(&self, sql: &str) -> i64 {
-        sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string())).fetch_one(&self.pool).await.expect(sql)
+        work4life_testkit::count(&self.pool, sql).await
     }
 
     /// Each table's row count and a digest of its rows, to tell whether a call wrote anything.
     pub async fn fingerprint(&self) -> Vec<(&'static str, i64, String)> {
-        let mut out = Vec::new();
-        for table in TABLES {
-            // The relay stamps `published_at` on its own schedule: the outbox is compared without it.
-            let row = if table == "outbox" { "(t.seq, t.event_id, t.stream, t.event_type, t.event, t.created_at)" } else { "t" };
-            let (n, digest): (i64, Option<String>) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT count(*), md5(string_agg({row}::text, '|' ORDER BY {row}::text)) FROM coaching.{table} t"
-            )))
-            .fetch_one(&self.pool)
-            .await
-            .expect(table);
-            out.push((table, n, digest.unwrap_or_default()));
-        }
-        out
+        work4life_testkit::fingerprint(&self.pool, &TABLES).await
     }
 
     /// The outbox events of `event_type`, oldest first.
     pub async fn events(&self, event_type: &str) -> Vec<Event> {
-        let rows: Vec<Vec<u8>> = sqlx::query_scalar("SELECT event FROM coaching.outbox WHERE event_type = $1 ORDER BY seq")
-            .bind(event_type)
-            .fetch_all(&self.pool)
-            .await
-            .expect("outbox");
-        rows.iter().map(|bytes| Event::decode(bytes.as_slice()).expect("an encoded Event")).collect()
+        work4life_testkit::outbox_events(&self.pool, event_type).await
     }
 
     /// The audit records of `action` on `resource`: (actor, details).
     pub async fn audit(&self, action: &str, resource: &str) -> Vec<(String, serde_json::Value)> {
-        let rows: Vec<(String, String)> =
-            sqlx::query_as("SELECT actor, details::text FROM coaching.audit_log WHERE action = $1 AND resource = $2 ORDER BY seq")
-                .bind(action)
-                .bind(resource)
-                .fetch_all(&self.pool)
-                .await
-                .expect("audit");
-        rows.into_iter().map(|(actor, details)| (actor, serde_json::from_str(&details).unwrap_or_default())).collect()
+        work4life_testkit::audit_records(&self.pool, action, resource).await
     }
 }
 

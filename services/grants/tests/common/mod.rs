@@ -3,18 +3,14 @@
 //! intake decisions and coaching milestones published to their streams as the real services'
 //! relays do, builders for awards, and readers for what the service left in its database (rows,
 //! ledger, outbox events, audit records).
-#![allow(dead_code, unused_imports)]
+#![allow(dead_code)]
 
 use std::time::Duration;
 
-use prost::Message;
 use sqlx::PgPool;
 use tonic::{Status, transport::Channel};
 use uuid::Uuid;
-use work4life_platform::{
-    config::PlatformConfig,
-    host::{self, HostOptions, Running},
-};
+use work4life_platform::host::Running;
 use work4life_proto::{
     coaching::MilestoneVerified,
     events::Event,
@@ -26,6 +22,7 @@ use work4life_proto::{
     intake::{ApplicationDecided, Decision, Gender, MemberProfile, MemberRole, Outcome, Recipient, Window},
     types::{ExchangeRate, Money},
 };
+#[allow(unused_imports)] // each test binary uses its own part of these
 pub use work4life_testkit::{TestRedis, TestSigner, bearer, eventually, fields, info_metadata, payload, preconditions, reason, rid};
 
 /// How long a test waits for a consumer or the relay.
@@ -76,26 +73,8 @@ pub struct Fixture {
 /// Starts grants alone against a fresh database (`w4l_grants_<uuid>`), seeded, with its own Redis.
 pub async fn fresh() -> Fixture {
     let redis = TestRedis::start().await;
-    let database_url = work4life_testkit::fresh_database_url("grants");
-    let source = std::collections::HashMap::from([
-        ("W4L_DATABASE_URL".to_string(), database_url.clone()),
-        ("W4L_REDIS_URL".to_string(), redis.url.clone()),
-        ("W4L_LISTEN_ADDR".to_string(), "127.0.0.1:0".to_string()),
-        ("W4L_SHUTDOWN_DELAY_MS".to_string(), "0".to_string()),
-    ]);
-    let config = PlatformConfig::from_source(&source).expect("config");
-    let signer = TestSigner::new();
-    let running = host::start(HostOptions {
-        config,
-        services: vec![work4life_grants::SERVICE],
-        key_source: Some(signer.key_source()),
-        migrate: true,
-    })
-    .await
-    .expect("grants starts");
-    let pool = work4life_platform::db::connect(&database_url, "grants", 8).await.expect("test pool");
-    let seed = work4life_grants::SERVICE.seed.expect("grants has a seed");
-    seed(&pool).await.expect("seed");
+    let work4life_testkit::Hosted { running, database_url, pool, signer } =
+        work4life_testkit::host_alone(work4life_grants::SERVICE, &redis.url).await;
     let budget: Uuid = sqlx::query_scalar("SELECT id FROM budgets WHERE program = 'work4life'").fetch_one(&pool).await.expect("budget");
     let admin = signer.token_for(&format!("accounts/{}", Uuid::now_v7()), &[("admin", None, &[])]);
     Fixture { running, database_url, pool, signer, admin, org: Uuid::now_v7(), budget: format!("budgets/{budget}"), redis }
@@ -161,70 +140,8 @@ impl Fixture {
     /// Publishes intake's decision on a new application of `window` (`collective_startup`) in
     /// `zone` with `people` members (each with an account), and waits until grants recorded it.
     pub async fn decide(&self, window: Window, zone: &str, people: usize, outcome: Outcome) -> Accepted {
-        let application = format!("applications/{}", Uuid::now_v7());
         let applicants: Vec<String> = (0..people).map(|_| format!("applicants/{}", Uuid::now_v7())).collect();
-        let accounts: Vec<String> = (0..people).map(|_| format!("accounts/{}", Uuid::now_v7())).collect();
-        let employer = if window == Window::JobPlacement { format!("organizations/{}", Uuid::now_v7()) } else { String::new() };
-        let genders = [Gender::Female, Gender::Male, Gender::Female, Gender::Other, Gender::Male];
-        let nationalities = ["SN", "CI", "CM", "GN", "ML"];
-        let bands = ["18-24", "25-34", "35-44", "25-34", "45-54"];
-        let decided = ApplicationDecided {
-            application: application.clone(),
-            call: format!("calls/{}", Uuid::now_v7()),
-            program: "programs/work4life".into(),
-            window: window as i32,
-            zone: zone.into(),
-            decision: Some(Decision { outcome: outcome as i32, reason: "selected by the committee".into(), ..Decision::default() }),
-            recipients: applicants
-                .iter()
-                .zip(&accounts)
-                .enumerate()
-                .map(|(i, (a, acc))| Recipient {
-                    applicant: a.clone(),
-                    account: acc.clone(),
-                    languages: if i % 2 == 0 { vec!["fr".into()] } else { vec!["ar".into(), "fr".into()] },
-                    role: if i == 0 { MemberRole::Representative } else { MemberRole::Member } as i32,
-                })
-                .collect(),
-            employer: employer.clone(),
-            monthly_salary: None,
-            profiles: applicants
-                .iter()
-                .enumerate()
-                .map(|(i, a)| MemberProfile {
-                    applicant: a.clone(),
-                    gender: genders[i % 5] as i32,
-                    nationality: nationalities[i % 5].into(),
-                    age_band: bands[i % 5].into(),
-                })
-                .collect(),
-        };
-        let event = work4life_testkit::event(
-            "intake",
-            "intake.application.decided",
-            &application,
-            "work4life.intake.v1.ApplicationDecided",
-            &decided,
-        );
-        self.redis.publish(INTAKE_STREAM, &event).await;
-        let id = application.trim_start_matches("applications/").to_string();
-        eventually(&format!("grants records {application}"), EVENT_WAIT, || async {
-            let n: i64 = sqlx::query_scalar("SELECT count(*) FROM decided_applications WHERE application_id = $1::uuid")
-                .bind(&id)
-                .fetch_one(&self.pool)
-                .await
-                .expect("read");
-            (n == 1).then_some(())
-        })
-        .await;
-        Accepted {
-            application,
-            applicants,
-            accounts,
-            zone: zone.into(),
-            window: window.as_str_name().trim_start_matches("WINDOW_").to_lowercase(),
-            employer,
-        }
+        self.publish_decision("programs/work4life", window, zone, &applicants, outcome).await
     }
 
     /// An accepted collective start-up of `people` in `zone`.
@@ -341,7 +258,7 @@ impl Fixture {
     }
 
     pub async fn count(&self, sql: &str) -> i64 {
-        sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string())).fetch_one(&self.pool).await.expect(sql)
+        work4life_testkit::count(&self.pool, sql).await
     }
 
     /// A line's (allocated, committed) counters.
@@ -355,41 +272,17 @@ impl Fixture {
 
     /// Each table's row count and a digest of its rows, to tell whether a call wrote anything.
     pub async fn fingerprint(&self) -> Vec<(&'static str, i64, String)> {
-        let mut out = Vec::new();
-        for table in TABLES {
-            // The relay stamps `published_at` on its own schedule: the outbox is compared without it.
-            let row = if table == "outbox" { "(t.seq, t.event_id, t.stream, t.event_type, t.event, t.created_at)" } else { "t" };
-            let (n, digest): (i64, Option<String>) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT count(*), md5(string_agg({row}::text, '|' ORDER BY {row}::text)) FROM grants.{table} t"
-            )))
-            .fetch_one(&self.pool)
-            .await
-            .expect(table);
-            out.push((table, n, digest.unwrap_or_default()));
-        }
-        out
+        work4life_testkit::fingerprint(&self.pool, &TABLES).await
     }
 
     /// The outbox events of `event_type`, oldest first.
     pub async fn events(&self, event_type: &str) -> Vec<Event> {
-        let rows: Vec<Vec<u8>> = sqlx::query_scalar("SELECT event FROM outbox WHERE event_type = $1 ORDER BY seq")
-            .bind(event_type)
-            .fetch_all(&self.pool)
-            .await
-            .expect("outbox");
-        rows.iter().map(|bytes| Event::decode(bytes.as_slice()).expect("an encoded Event")).collect()
+        work4life_testkit::outbox_events(&self.pool, event_type).await
     }
 
     /// The audit records of `action` on `resource`: (actor, details).
     pub async fn audit(&self, action: &str, resource: &str) -> Vec<(String, serde_json::Value)> {
-        let rows: Vec<(String, String)> =
-            sqlx::query_as("SELECT actor, details::text FROM audit_log WHERE action = $1 AND resource = $2 ORDER BY seq")
-                .bind(action)
-                .bind(resource)
-                .fetch_all(&self.pool)
-                .await
-                .expect("audit");
-        rows.into_iter().map(|(actor, details)| (actor, serde_json::from_str(&details).unwrap_or_default())).collect()
+        work4life_testkit::audit_records(&self.pool, action, resource).await
     }
 
     /// Checks the books: every posting balances with at least two entries; each line's
@@ -534,6 +427,13 @@ impl Fixture {
     /// application: one person in several awards), each with a new account and the profile of
     /// its position as in `decide`; waits until grants recorded it.
     pub async fn accept_members(&self, program: &str, window: Window, zone: &str, applicants: &[String]) -> Accepted {
+        self.publish_decision(program, window, zone, applicants, Outcome::Accepted).await
+    }
+
+    /// Publishes intake's decision (`outcome`) on a new application of `program`, `window` and
+    /// `zone` whose members are `applicants`, each with a new account, French or Arabic then
+    /// French by position, and the profile of its position; waits until grants recorded it.
+    async fn publish_decision(&self, program: &str, window: Window, zone: &str, applicants: &[String], outcome: Outcome) -> Accepted {
         let application = format!("applications/{}", Uuid::now_v7());
         let accounts: Vec<String> = applicants.iter().map(|_| format!("accounts/{}", Uuid::now_v7())).collect();
         let employer = if window == Window::JobPlacement { format!("organizations/{}", Uuid::now_v7()) } else { String::new() };
@@ -546,11 +446,7 @@ impl Fixture {
             program: program.into(),
             window: window as i32,
             zone: zone.into(),
-            decision: Some(Decision {
-                outcome: Outcome::Accepted as i32,
-                reason: "selected by the committee".into(),
-                ..Decision::default()
-            }),
+            decision: Some(Decision { outcome: outcome as i32, reason: "selected by the committee".into(), ..Decision::default() }),
             recipients: applicants
                 .iter()
                 .zip(&accounts)
@@ -558,7 +454,7 @@ impl Fixture {
                 .map(|(i, (a, acc))| Recipient {
                     applicant: a.clone(),
                     account: acc.clone(),
-                    languages: vec!["fr".into()],
+                    languages: if i % 2 == 0 { vec!["fr".into()] } else { vec!["ar".into(), "fr".into()] },
                     role: if i == 0 { MemberRole::Representative } else { MemberRole::Member } as i32,
                 })
                 .collect(),

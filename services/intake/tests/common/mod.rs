@@ -2,22 +2,15 @@
 //! its reference data, access tokens signed by a key the test publishes, builders for valid
 //! records (unique phone and document on every call), and readers for what the service left in
 //! its database (rows, outbox events, a `pg_dump`) and in its errors (`google.rpc` details).
-#![allow(dead_code, unused_imports)] // each test binary uses its own part of the shared helpers
+#![allow(dead_code)]
 
-use std::{
-    collections::HashMap,
-    time::{Duration, SystemTime},
-};
+use std::time::{Duration, SystemTime};
 
-use prost::Message;
 use sqlx::PgPool;
 use tonic::{Status, transport::Channel};
 use tonic_types::StatusExt as _;
 use uuid::Uuid;
-use work4life_platform::{
-    config::PlatformConfig,
-    host::{self, HostOptions, Running},
-};
+use work4life_platform::host::Running;
 use work4life_proto::{
     events::Event,
     intake::{
@@ -29,6 +22,7 @@ use work4life_proto::{
     },
 };
 
+#[allow(unused_imports)] // each test binary uses its own part of these
 pub use work4life_testkit::{TestSigner, bearer, fields, info_metadata, payload, reason};
 
 /// The issuer and audience intake expects by default (`PlatformConfig` defaults).
@@ -70,26 +64,8 @@ pub fn redis_url() -> String {
 
 /// Starts intake alone against a fresh database (`w4l_intake_<uuid>`), seeded.
 pub async fn fresh() -> Fixture {
-    let database_url = work4life_testkit::fresh_database_url("intake");
-    let source: HashMap<String, String> = HashMap::from([
-        ("W4L_DATABASE_URL".to_string(), database_url.clone()),
-        ("W4L_REDIS_URL".to_string(), redis_url()),
-        ("W4L_LISTEN_ADDR".to_string(), "127.0.0.1:0".to_string()),
-        ("W4L_SHUTDOWN_DELAY_MS".to_string(), "0".to_string()),
-    ]);
-    let config = PlatformConfig::from_source(&source).expect("config");
-    let signer = TestSigner::new();
-    let running = host::start(HostOptions {
-        config,
-        services: vec![work4life_intake::SERVICE],
-        key_source: Some(signer.key_source()),
-        migrate: true,
-    })
-    .await
-    .expect("intake starts");
-    let pool = work4life_platform::db::connect(&database_url, "intake", 4).await.expect("test pool");
-    let seed = work4life_intake::SERVICE.seed.expect("intake has a seed");
-    seed(&pool).await.expect("seed");
+    let work4life_testkit::Hosted { running, database_url, pool, signer } =
+        work4life_testkit::host_alone(work4life_intake::SERVICE, &redis_url()).await;
     let admin_subject = format!("accounts/{}", Uuid::now_v7());
     let mut fixture =
         Fixture { running, database_url, pool, signer, admin: String::new(), admin_subject: admin_subject.clone(), org: Uuid::now_v7() };
@@ -291,7 +267,7 @@ impl Fixture {
     }
 
     pub async fn count(&self, sql: &str) -> i64 {
-        sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string())).fetch_one(&self.pool).await.expect(sql)
+        work4life_testkit::count(&self.pool, sql).await
     }
 
     /// Row counts of every table a call could write to.
@@ -305,12 +281,7 @@ impl Fixture {
 
     /// The outbox events of `event_type`, oldest first.
     pub async fn events(&self, event_type: &str) -> Vec<Event> {
-        let rows: Vec<Vec<u8>> = sqlx::query_scalar("SELECT event FROM intake.outbox WHERE event_type = $1 ORDER BY seq")
-            .bind(event_type)
-            .fetch_all(&self.pool)
-            .await
-            .expect("outbox");
-        rows.iter().map(|bytes| Event::decode(bytes.as_slice()).expect("an encoded Event")).collect()
+        work4life_testkit::outbox_events(&self.pool, event_type).await
     }
 
     /// The audit records of `action` on `resource`: (actor, details).
