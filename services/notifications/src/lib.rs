@@ -9,6 +9,7 @@
 
 pub mod consent;
 pub mod retry;
+pub mod seed_templates;
 pub mod sms;
 pub mod templates;
 

@@ -16,20 +16,42 @@ pub enum Kind {
     DateTime,
 }
 
-/// The variables each event type offers to its templates.
-pub fn variables(event_type: &str) -> Option<&'static [(&'static str, Kind)]> {
+/// The message types: what a template is written for. Most are an event type; a decision is
+/// told per outcome (`intake.application.accepted`, ...) and a session has its reminder.
+pub const MESSAGE_TYPES: &[&str] = &[
+    "identity.otp.requested",
+    "intake.applicant.registered",
+    "intake.application.submitted",
+    "intake.application.accepted",
+    "intake.application.waitlisted",
+    "intake.application.rejected",
+    "grants.award.created",
+    "grants.tranche.payable",
+    "grants.disbursement.paid",
+    "grants.disbursement.failed",
+    "coaching.session.scheduled",
+    "coaching.session.rescheduled",
+    "coaching.session.reminder",
+    "coaching.session.cancelled",
+    "coaching.milestone.verified",
+];
+
+/// The variables each message type offers to its templates.
+pub fn variables(message_type: &str) -> Option<&'static [(&'static str, Kind)]> {
     use Kind::*;
-    Some(match event_type {
+    Some(match message_type {
         "identity.otp.requested" => &[("code", Text), ("minutes", Text)],
-        "intake.applicant.registered" => &[("given_name", Text), ("office", Text)],
-        "intake.application.submitted" => &[("given_name", Text), ("call", Text), ("application", Text)],
-        "intake.application.decided" => &[("given_name", Text), ("call", Text), ("outcome", Text), ("reason", Text)],
+        "intake.applicant.registered" => &[("given_name", Text)],
+        "intake.application.submitted" => &[("given_name", Text), ("reference", Text)],
+        "intake.application.accepted" | "intake.application.waitlisted" | "intake.application.rejected" => {
+            &[("given_name", Text), ("reference", Text), ("reason", Text)]
+        }
         "grants.award.created" => &[("given_name", Text), ("amount", Money)],
         "grants.tranche.payable" => &[("given_name", Text), ("amount", Money), ("tranche", Text)],
         "grants.disbursement.paid" => &[("given_name", Text), ("amount", Money), ("reference", Text)],
         "grants.disbursement.failed" => &[("given_name", Text), ("amount", Money), ("reason", Text)],
         "coaching.session.scheduled" | "coaching.session.rescheduled" | "coaching.session.reminder" => {
-            &[("given_name", Text), ("start", DateTime), ("place", Text), ("coach", Text)]
+            &[("given_name", Text), ("start", DateTime), ("place", Text)]
         }
         "coaching.session.cancelled" => &[("given_name", Text), ("start", DateTime), ("reason", Text)],
         "coaching.milestone.verified" => &[("given_name", Text), ("milestone", Text)],
@@ -60,9 +82,9 @@ pub struct TemplateError {
 }
 
 impl Template {
-    /// Parses `body` for `event_type`: every `{{name}}` must be one of its variables.
-    pub fn parse(event_type: &str, body: &str) -> Result<Self, TemplateError> {
-        let known = variables(event_type).ok_or_else(|| TemplateError { at: 0, reason: format!("no event type {event_type}") })?;
+    /// Parses `body` for `message_type`: every `{{name}}` must be one of its variables.
+    pub fn parse(message_type: &str, body: &str) -> Result<Self, TemplateError> {
+        let known = variables(message_type).ok_or_else(|| TemplateError { at: 0, reason: format!("no message type {message_type}") })?;
         if body.trim().is_empty() {
             return Err(TemplateError { at: 0, reason: "the body is empty".into() });
         }
@@ -80,7 +102,7 @@ impl Template {
                     let offered: Vec<&str> = known.iter().map(|(n, _)| *n).collect();
                     return Err(TemplateError {
                         at: start,
-                        reason: format!("unknown variable `{name}`; {event_type} offers {}", offered.join(", ")),
+                        reason: format!("unknown variable `{name}`; {message_type} offers {}", offered.join(", ")),
                     });
                 }
                 if !text.is_empty() {
