@@ -17,6 +17,9 @@ use uuid::Uuid;
 use work4life_platform::auth::{Claims, InMemoryKeySource, RoleBinding, signing::SigningKey};
 use work4life_proto::events::Event;
 
+pub mod fakes;
+pub use fakes::{HttpProvider, ReceivedMail, ReceivedRequest, SmtpServer};
+
 /// The issuer and audience services expect by default (`PlatformConfig` defaults).
 pub const ISSUER: &str = "https://identity.work4life.local";
 /// See [`ISSUER`].
@@ -49,43 +52,100 @@ pub fn drop_database(database_url: &str) {
 /// A Redis server for one test: its own process when `redis-server` is installed, so that a
 /// consumer group of one test's service never takes another test's events. Without the binary
 /// it falls back to `W4L_TEST_REDIS_URL` (default `redis://127.0.0.1:6379/0`).
+///
+/// The private server writes an append-only file (fsynced on every write) into its own temporary
+/// directory, so a test can [`stop`](Self::stop) it and [`restart`](Self::restart) it on the same
+/// port with its data, as a Redis outage looks to the services.
 pub struct TestRedis {
     /// `redis://127.0.0.1:<port>/0`.
     pub url: String,
-    child: Option<std::process::Child>,
+    /// The private server: `None` on the shared fallback.
+    private: Option<PrivateRedis>,
+}
+
+struct PrivateRedis {
+    port: u16,
+    dir: std::path::PathBuf,
+    /// `None` while stopped.
+    child: std::sync::Mutex<Option<std::process::Child>>,
 }
 
 impl TestRedis {
     /// Starts one on a free loopback port.
     pub async fn start() -> Self {
-        for _ in 0..5 {
-            let port = match std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()) {
-                Ok(addr) => addr.port(),
-                Err(_) => break,
-            };
-            let spawned = std::process::Command::new("redis-server")
-                .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", "", "--appendonly", "no", "--dir", "/tmp"])
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn();
-            let Ok(mut child) = spawned else { break };
-            let url = format!("redis://127.0.0.1:{port}/0");
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-            while tokio::time::Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break; // the port was taken meanwhile: try another
+        let dir = std::env::temp_dir().join(format!("w4l-test-redis-{}", Uuid::new_v4().simple()));
+        if std::fs::create_dir_all(&dir).is_ok() {
+            for _ in 0..5 {
+                let port = match std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()) {
+                    Ok(addr) => addr.port(),
+                    Err(_) => break,
+                };
+                let Ok(mut child) = spawn_redis(port, &dir) else { break };
+                let url = format!("redis://127.0.0.1:{port}/0");
+                if wait_ready(&mut child, &url).await {
+                    return Self { url, private: Some(PrivateRedis { port, dir, child: std::sync::Mutex::new(Some(child)) }) };
                 }
-                if ping(&url).await {
-                    return Self { url, child: Some(child) };
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
+                let _ = child.kill(); // the port was taken meanwhile: try another
+                let _ = child.wait();
             }
-            let _ = child.kill();
-            let _ = child.wait();
+            let _ = std::fs::remove_dir_all(&dir);
         }
         let url = std::env::var("W4L_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into());
         eprintln!("no private redis-server; using the shared {url}");
-        Self { url, child: None }
+        Self { url, private: None }
+    }
+
+    /// Stops the server the way an operator would (`SHUTDOWN`, which completes the append-only
+    /// file) and returns once its port refuses connections. Panics on the shared fallback.
+    pub async fn stop(&self) {
+        let private = self.private("stop");
+        let child = private.child.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(mut child) = child {
+            if let Ok(Ok(mut conn)) = tokio::time::timeout(
+                Duration::from_secs(1),
+                redis::Client::open(self.url.as_str()).expect("redis url").get_multiplexed_async_connection(),
+            )
+            .await
+            {
+                let _ = redis::cmd("SHUTDOWN").query_async::<()>(&mut conn).await; // the server closes the connection
+            }
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+            while !matches!(child.try_wait(), Ok(Some(_))) {
+                if tokio::time::Instant::now() > deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        eventually("the stopped redis-server's port to refuse connections", Duration::from_secs(10), || async {
+            tokio::net::TcpStream::connect(("127.0.0.1", private.port)).await.is_err().then_some(())
+        })
+        .await;
+    }
+
+    /// Starts the server again on the same port and directory (so with the data it had) and
+    /// returns once it answers PING. Stops it first if it runs. Panics on the shared fallback.
+    pub async fn restart(&self) {
+        let private = self.private("restart");
+        self.stop().await;
+        let mut child = spawn_redis(private.port, &private.dir).expect("redis-server starts again");
+        if !wait_ready(&mut child, &self.url).await {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("redis-server did not come back on port {} within 10 s", private.port);
+        }
+        *private.child.lock().unwrap_or_else(|e| e.into_inner()) = Some(child);
+    }
+
+    fn private(&self, what: &str) -> &PrivateRedis {
+        self.private.as_ref().unwrap_or_else(|| {
+            panic!(
+                "TestRedis::{what} needs a private redis-server (install redis-server); the shared {} is not the test's to {what}",
+                self.url
+            )
+        })
     }
 
     /// A connection to it.
@@ -122,12 +182,39 @@ async fn ping(url: &str) -> bool {
     matches!(redis::cmd("PING").query_async::<String>(&mut conn).await, Ok(p) if p == "PONG")
 }
 
-impl Drop for TestRedis {
+/// `redis-server` on `port`, persisting to an fsynced append-only file in `dir`.
+fn spawn_redis(port: u16, dir: &std::path::Path) -> std::io::Result<std::process::Child> {
+    std::process::Command::new("redis-server")
+        .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", "", "--appendonly", "yes", "--appendfsync", "always"])
+        .arg("--dir")
+        .arg(dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+}
+
+/// Whether `child` answers PING at `url` within 10 s (false at once if it exited).
+async fn wait_ready(child: &mut std::process::Child, url: &str) -> bool {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while tokio::time::Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return false;
+        }
+        if ping(url).await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
+impl Drop for PrivateRedis {
     fn drop(&mut self) {
-        if let Some(child) = self.child.as_mut() {
+        if let Some(child) = self.child.get_mut().unwrap_or_else(|e| e.into_inner()).as_mut() {
             let _ = child.kill();
             let _ = child.wait();
         }
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -343,4 +430,33 @@ pub async fn audit_records(pool: &sqlx::PgPool, action: &str, resource: &str) ->
             .await
             .expect("audit");
     rows.into_iter().map(|(actor, details)| (actor, serde_json::from_str(&details).unwrap_or_default())).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn redis_stops_and_comes_back_with_its_data() {
+        let redis = TestRedis::start().await;
+        if redis.private.is_none() {
+            eprintln!("no redis-server installed: nothing to stop");
+            return;
+        }
+        let mut conn = redis.connection().await;
+        let id: String = redis::cmd("XADD").arg("s").arg("*").arg("k").arg("v").query_async(&mut conn).await.expect("XADD");
+
+        redis.stop().await;
+        let client = redis::Client::open(redis.url.as_str()).expect("redis url");
+        assert!(client.get_multiplexed_async_connection().await.is_err(), "a stopped Redis takes no connection");
+        assert!(redis::cmd("PING").query_async::<String>(&mut conn).await.is_err(), "nor answers on an old one");
+
+        redis.restart().await;
+        let mut conn = redis.connection().await;
+        let reply: redis::streams::StreamRangeReply =
+            redis::cmd("XRANGE").arg("s").arg("-").arg("+").query_async(&mut conn).await.expect("XRANGE");
+        assert_eq!(reply.ids.len(), 1);
+        assert_eq!(reply.ids[0].id, id);
+        assert_eq!(reply.ids[0].get::<String>("k").as_deref(), Some("v"));
+    }
 }
