@@ -50,6 +50,16 @@ pub mod vars {
     /// A JWK set (JSON) to verify access tokens with, instead of identity's published keys:
     /// for a service run without identity (tests, an isolated verification host). Unset: identity.
     pub const TRUSTED_JWKS: &str = "W4L_TRUSTED_JWKS";
+    /// The service account this process's services call their peers as (a UUID, identity's
+    /// `accounts/{id}`), with [`SERVICE_CLIENT_SECRET`]: notifications reads contact details from
+    /// intake with it. Identity, when it is given both, keeps that account in existence with the
+    /// roles services need (`notifier`), so one secret configures both ends.
+    pub const SERVICE_CLIENT_ID: &str = "W4L_SERVICE_CLIENT_ID";
+    /// See [`SERVICE_CLIENT_ID`]; at least 32 characters.
+    pub const SERVICE_CLIENT_SECRET: &str = "W4L_SERVICE_CLIENT_SECRET";
+    /// An access token used as is for peer calls, instead of client credentials: for tests and
+    /// hosts run without identity (as `W4L_TRUSTED_JWKS`); never in a deployment.
+    pub const SERVICE_TOKEN: &str = "W4L_SERVICE_TOKEN";
     /// Crash points armed for fault-injection tests (`grants.before_commit=0.01,...`), read by
     /// `platform::fault` itself; never set in a deployment.
     pub const CRASH_POINTS: &str = "W4L_CRASH_POINTS";
@@ -140,6 +150,8 @@ pub struct PlatformConfig {
     pub personal_data_hash_key: Vec<u8>,
     /// A fixed key set to verify tokens with, instead of identity's.
     pub trusted_jwks: Option<jsonwebtoken::jwk::JwkSet>,
+    /// How services here authenticate to their peers; `None`: they cannot call peers that need a token.
+    pub service_credentials: Option<ServiceCredentials>,
     /// Log filter.
     pub log_filter: String,
     /// Whether logs are JSON.
@@ -148,6 +160,48 @@ pub struct PlatformConfig {
     pub otlp_endpoint: Option<String>,
     /// Prometheus scrape address, when on.
     pub metrics_addr: Option<SocketAddr>,
+}
+
+/// How this process's services prove who they are to their peers.
+#[derive(Clone)]
+pub enum ServiceCredentials {
+    /// A service account's client id and secret, exchanged with identity for short-lived tokens.
+    Client {
+        /// The account's id.
+        id: uuid::Uuid,
+        /// Its secret.
+        secret: String,
+    },
+    /// A token used as is.
+    Token(String),
+}
+
+impl std::fmt::Debug for ServiceCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Client { id, .. } => write!(f, "Client {{ id: {id}, secret: <redacted> }}"),
+            Self::Token(_) => write!(f, "Token(<redacted>)"),
+        }
+    }
+}
+
+fn service_credentials(src: &impl Source) -> Result<Option<ServiceCredentials>, ConfigError> {
+    match (src.get(vars::SERVICE_CLIENT_ID), src.get(vars::SERVICE_CLIENT_SECRET), src.get(vars::SERVICE_TOKEN)) {
+        (None, None, None) => Ok(None),
+        (None, None, Some(token)) => Ok(Some(ServiceCredentials::Token(token.trim().to_string()))),
+        (Some(_), _, Some(_)) | (_, Some(_), Some(_)) => {
+            Err(ConfigError::new(vars::SERVICE_TOKEN, "set either a token or client credentials, not both"))
+        }
+        (Some(id), Some(secret), None) => {
+            let id = uuid::Uuid::parse_str(id.trim()).map_err(|_| ConfigError::new(vars::SERVICE_CLIENT_ID, "must be a UUID"))?;
+            if secret.trim().len() < 32 {
+                return Err(ConfigError::new(vars::SERVICE_CLIENT_SECRET, "must be at least 32 characters"));
+            }
+            Ok(Some(ServiceCredentials::Client { id, secret: secret.trim().to_string() }))
+        }
+        (Some(_), None, None) => Err(ConfigError::new(vars::SERVICE_CLIENT_SECRET, "is required with W4L_SERVICE_CLIENT_ID")),
+        (None, Some(_), None) => Err(ConfigError::new(vars::SERVICE_CLIENT_ID, "is required with W4L_SERVICE_CLIENT_SECRET")),
+    }
 }
 
 /// What an access token must say to be accepted.
@@ -326,6 +380,7 @@ impl PlatformConfig {
                     Some(serde_json::from_str(&json).map_err(|e| ConfigError::new(vars::TRUSTED_JWKS, format!("not a JWK set: {e}")))?)
                 }
             },
+            service_credentials: service_credentials(src)?,
             log_filter: src.get(vars::LOG).unwrap_or_else(|| DEFAULT_LOG_FILTER.into()),
             log_json,
             otlp_endpoint,

@@ -66,6 +66,8 @@ pub struct ServiceContext {
     pub peers: Peers,
     /// Page-token codec.
     pub page_tokens: PageTokens,
+    /// This process's service-account token for calls to peers.
+    pub peer_auth: crate::peer_auth::PeerAuth,
     /// Cancelled when shutdown begins; background tasks stop on it.
     pub shutdown: CancellationToken,
 }
@@ -163,6 +165,7 @@ pub async fn start(options: HostOptions) -> anyhow::Result<Running> {
     let config = Arc::new(config);
     let peers = Peers::new(peer_urls);
     let page_tokens = PageTokens::new(config.page_token_key.clone());
+    let peer_auth = crate::peer_auth::PeerAuth::new(config.service_credentials.clone(), peers.clone());
 
     let mut policy = AuthPolicy::default();
     let mut routes = RoutesBuilder::default();
@@ -179,6 +182,7 @@ pub async fn start(options: HostOptions) -> anyhow::Result<Running> {
             config: Arc::clone(&config),
             peers: peers.clone(),
             page_tokens: page_tokens.clone(),
+            peer_auth: peer_auth.clone(),
             shutdown: shutdown.clone(),
         };
         (service.register)(&ctx, &mut routes)?;

@@ -34,6 +34,7 @@ pub mod host;
 pub mod idempotency;
 pub mod outbox;
 pub mod pagination;
+pub mod peer_auth;
 pub mod scope;
 pub mod server;
 pub mod stack;

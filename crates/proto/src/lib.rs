@@ -52,6 +52,12 @@ pub mod work4life {
             include!(concat!(env!("OUT_DIR"), "/work4life.grants.v1.rs"));
         }
     }
+    /// Notifications: templates, preferences, messages and their course, the inbox (`work4life.notifications.v1`).
+    pub mod notifications {
+        pub mod v1 {
+            include!(concat!(env!("OUT_DIR"), "/work4life.notifications.v1.rs"));
+        }
+    }
     /// The echo service for tests and benchmarks (`work4life.testing.v1`).
     pub mod testing {
         pub mod v1 {
@@ -62,5 +68,5 @@ pub mod work4life {
 
 pub use work4life::{
     coaching::v1 as coaching, events::v1 as events, grants::v1 as grants, identity::v1 as identity, intake::v1 as intake,
-    testing::v1 as testing, r#type::v1 as types,
+    notifications::v1 as notifications, testing::v1 as testing, r#type::v1 as types,
 };

@@ -68,3 +68,38 @@ pub async fn bootstrap_admin(pool: &sqlx::PgPool, email: &str) -> anyhow::Result
     tx.commit().await?;
     Ok(password)
 }
+
+/// Roles of the platform's service account (see `W4L_SERVICE_CLIENT_ID`).
+pub const SERVICE_ACCOUNT_ROLES: &[&str] = &["notifier"];
+
+/// Keeps the platform's service account as configured: the account `id` exists, is an active
+/// service account holding [`SERVICE_ACCOUNT_ROLES`], and its secret is `secret`. Idempotent:
+/// every replica runs it at start; changing the configured secret rotates it.
+pub async fn ensure_service_account(pool: &sqlx::PgPool, id: uuid::Uuid, secret: &str) -> anyhow::Result<()> {
+    use sha2::Digest as _;
+    let hash = sha2::Sha256::digest(secret.as_bytes()).to_vec();
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "INSERT INTO accounts (id, kind, display_name, client_secret_hash) VALUES ($1, 'service', 'work4life services', $2) \
+         ON CONFLICT (id) DO UPDATE SET client_secret_hash = EXCLUDED.client_secret_hash, status = 'active', \
+         version = accounts.version + (accounts.client_secret_hash IS DISTINCT FROM EXCLUDED.client_secret_hash)::int \
+         WHERE accounts.kind = 'service'",
+    )
+    .bind(id)
+    .bind(hash)
+    .execute(&mut *tx)
+    .await?;
+    for role in SERVICE_ACCOUNT_ROLES {
+        sqlx::query(
+            "INSERT INTO role_bindings (id, account_id, role) SELECT $1, $2, $3 \
+             WHERE NOT EXISTS (SELECT 1 FROM role_bindings WHERE account_id = $2 AND role = $3)",
+        )
+        .bind(uuid::Uuid::now_v7())
+        .bind(id)
+        .bind(*role)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}

@@ -48,5 +48,18 @@ fn register(ctx: &ServiceContext, routes: &mut RoutesBuilder) -> anyhow::Result<
         page_tokens: ctx.page_tokens.clone(),
     };
     routes.add_service(work4life_proto::identity::identity_service_server::IdentityServiceServer::new(identity));
+    if let Some(work4life_platform::config::ServiceCredentials::Client { id, secret }) = ctx.config.service_credentials.clone() {
+        let pool = ctx.pool.clone();
+        tokio::spawn(async move {
+            // At start, before peers ask for tokens; retried while the database is unreachable.
+            for attempt in 1..=30 {
+                match bootstrap::ensure_service_account(&pool, id, &secret).await {
+                    Ok(()) => return tracing::info!(account = %id, "service account ready"),
+                    Err(err) => tracing::warn!(error = format!("{err:#}"), attempt, "service account not ready yet"),
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            }
+        });
+    }
     Ok(())
 }

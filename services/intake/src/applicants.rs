@@ -15,7 +15,7 @@ use work4life_platform::{
     wire::{check_etag, etag, format_date, from_timestamp, gather, parse_date, parse_name, timestamp},
 };
 use work4life_proto::intake::{
-    Applicant, ApplicantErased, ApplicantRegistered, ApplicantState, Consent, DocumentType, Gender, IdentityDocument,
+    Applicant, ApplicantContact, ApplicantErased, ApplicantRegistered, ApplicantState, Consent, DocumentType, Gender, IdentityDocument,
     ListApplicantsRequest, PossibleDuplicate, PseudonymousApplicant, PseudonymousApplication,
 };
 
@@ -567,6 +567,47 @@ impl Intake {
         let applicant = self.with_duplicates(&mut tx, &scope, &row, full).await?;
         tx.commit().await?;
         Ok(applicant)
+    }
+
+    /// BatchGetApplicantContacts: how to reach each of `ids` (notifications' service account and
+    /// admins), one audit record for the batch.
+    pub async fn contacts(&self, actor: &Actor<'_>, ids: &[Uuid]) -> Result<Vec<ApplicantContact>, ServiceError> {
+        let p = actor.principal;
+        if !(p.has_role("notifier") || p.has_role("admin")) {
+            return Err(ServiceError::PermissionDenied("contact details are for the notifications service and admins"));
+        }
+        let mut tx = work4life_platform::db::begin(&self.pool).await?;
+        let mut qb = QueryBuilder::<Postgres>::new(format!("SELECT {COLUMNS} FROM applicants a WHERE a.id = ANY("));
+        qb.push_bind(ids.to_vec()).push(")");
+        let rows = qb.build_query_as::<ApplicantRow>().fetch_all(&mut *tx).await?;
+        let by_id: HashMap<Uuid, &ApplicantRow> = rows.iter().map(|r| (r.id, r)).collect();
+        let mut contacts = Vec::with_capacity(ids.len());
+        for id in ids {
+            let name = format!("applicants/{id}");
+            let Some(row) = by_id.get(id) else {
+                contacts.push(ApplicantContact { applicant: name, found: false, ..Default::default() });
+                continue;
+            };
+            let key = row.key_id.as_deref().unwrap_or_default();
+            let open = |field: &str, sealed: &Option<Vec<u8>>| -> Result<String, ServiceError> {
+                sealed.as_ref().map_or(Ok(String::new()), |s| self.vault.open(key, row.id, field, s))
+            };
+            contacts.push(ApplicantContact {
+                applicant: name,
+                found: true,
+                given_name: row.given_name.clone().unwrap_or_default(),
+                phone: open("phone", &row.phone_cipher)?,
+                email: open("email", &row.email_cipher)?,
+                languages: row.languages.clone(),
+                account: row.account_id.map(|a| format!("accounts/{a}")).unwrap_or_default(),
+                zone: row.zone.clone(),
+                state: state_of(&row.state) as i32,
+            });
+        }
+        let names: Vec<&str> = contacts.iter().filter(|c| c.found).map(|c| c.applicant.as_str()).collect();
+        actor.record(&mut tx, "intake.BatchGetApplicantContacts", "applicants".to_string(), serde_json::json!({ "applicants": names })).await?;
+        tx.commit().await?;
+        Ok(contacts)
     }
 
     /// ListApplicants.

@@ -11,6 +11,7 @@ use work4life_platform::{
 };
 use work4life_proto::intake::{
     AddMemberRequest, AddMemberResponse, Applicant, ApplicantView, Application, AssignReviewerRequest, AssignReviewerResponse,
+    BatchGetApplicantContactsRequest, BatchGetApplicantContactsResponse,
     CheckEligibilityRequest, CheckEligibilityResponse, CloseCallRequest, CloseCallResponse, CreateApplicantRequest,
     CreateApplicantResponse, CreateApplicationRequest, CreateApplicationResponse, CreateCallRequest, CreateCallResponse,
     CreateProgramRequest, CreateProgramResponse, DecideApplicationRequest, DecideApplicationResponse, DeclareConflictRequest,
@@ -100,6 +101,22 @@ impl IntakeService for IntakeApi {
             Err(_) => return Err(ServiceError::invalid("view", "is not BASIC or FULL").into()),
         };
         Ok(Response::new(GetApplicantResponse { applicant: Some(self.0.get_applicant(&actor, id, full).await?) }))
+    }
+
+    async fn batch_get_applicant_contacts(
+        &self,
+        request: Request<BatchGetApplicantContactsRequest>,
+    ) -> Result<Response<BatchGetApplicantContactsResponse>, Status> {
+        actor!(request, actor);
+        let names = &request.get_ref().names;
+        if names.is_empty() || names.len() > 100 {
+            return Err(ServiceError::invalid("names", "give 1 to 100 names").into());
+        }
+        let mut ids = Vec::with_capacity(names.len());
+        for (i, name) in names.iter().enumerate() {
+            ids.push(parse_name(&format!("names[{i}]"), "applicants", name)?);
+        }
+        Ok(Response::new(BatchGetApplicantContactsResponse { contacts: self.0.contacts(&actor, &ids).await? }))
     }
 
     async fn list_applicants(&self, request: Request<ListApplicantsRequest>) -> Result<Response<ListApplicantsResponse>, Status> {
