@@ -2,7 +2,11 @@
 //! port binds. Every variable is declared once below; docs/configuration.md describes each.
 //! The standard `OTEL_*` variables are read by the OpenTelemetry SDK itself (see `telemetry`).
 
-use std::{collections::HashMap, net::SocketAddr, time::Duration};
+use std::{
+    collections::{BTreeMap, HashMap},
+    net::SocketAddr,
+    time::Duration,
+};
 
 /// Every environment variable the platform reads, declared once.
 pub mod vars {
@@ -95,6 +99,8 @@ impl ConfigError {
 pub trait Source {
     /// The value of `name`, if set and not empty.
     fn get(&self, name: &str) -> Option<String>;
+    /// Every set, non-empty variable whose name starts with `prefix`.
+    fn with_prefix(&self, prefix: &str) -> BTreeMap<String, String>;
 }
 
 /// The process environment.
@@ -105,11 +111,26 @@ impl Source for Environment {
     fn get(&self, name: &str) -> Option<String> {
         std::env::var(name).ok().filter(|v| !v.trim().is_empty())
     }
+    fn with_prefix(&self, prefix: &str) -> BTreeMap<String, String> {
+        std::env::vars().filter(|(k, v)| k.starts_with(prefix) && !v.trim().is_empty()).collect()
+    }
 }
 
 impl Source for HashMap<String, String> {
     fn get(&self, name: &str) -> Option<String> {
         HashMap::get(self, name).cloned().filter(|v| !v.trim().is_empty())
+    }
+    fn with_prefix(&self, prefix: &str) -> BTreeMap<String, String> {
+        self.iter().filter(|(k, v)| k.starts_with(prefix) && !v.trim().is_empty()).map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+}
+
+impl Source for BTreeMap<String, String> {
+    fn get(&self, name: &str) -> Option<String> {
+        BTreeMap::get(self, name).cloned().filter(|v| !v.trim().is_empty())
+    }
+    fn with_prefix(&self, prefix: &str) -> BTreeMap<String, String> {
+        self.range(prefix.to_string()..).take_while(|(k, _)| k.starts_with(prefix)).map(|(k, v)| (k.clone(), v.clone())).collect()
     }
 }
 
@@ -152,6 +173,9 @@ pub struct PlatformConfig {
     pub trusted_jwks: Option<jsonwebtoken::jwk::JwkSet>,
     /// How services here authenticate to their peers; `None`: they cannot call peers that need a token.
     pub service_credentials: Option<ServiceCredentials>,
+    /// Every `W4L_*` variable as read, for settings a single service owns (notifications'
+    /// providers): it parses them itself, from the same source as the rest.
+    pub vars: std::sync::Arc<BTreeMap<String, String>>,
     /// Log filter.
     pub log_filter: String,
     /// Whether logs are JSON.
@@ -381,6 +405,7 @@ impl PlatformConfig {
                 }
             },
             service_credentials: service_credentials(src)?,
+            vars: std::sync::Arc::new(src.with_prefix("W4L_")),
             log_filter: src.get(vars::LOG).unwrap_or_else(|| DEFAULT_LOG_FILTER.into()),
             log_json,
             otlp_endpoint,
