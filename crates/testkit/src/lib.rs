@@ -364,28 +364,59 @@ pub struct Hosted {
 
 /// Starts `service` alone on a fresh database `w4l_<service>_<uuid>`, with Redis at `redis_url`.
 pub async fn host_alone(service: work4life_platform::host::ServiceDefinition, redis_url: &str) -> Hosted {
-    let database_url = fresh_database_url(service.name);
-    let source = HashMap::from([
+    let suite = host_services(&[service], redis_url, &[]).await;
+    let pool = suite.pools.into_iter().next().expect("one pool");
+    Hosted { running: suite.running, database_url: suite.database_url, pool, signer: suite.signer }
+}
+
+/// Several services in one host, as `--target=a,b`: one fresh database (a schema each).
+pub struct HostedSuite {
+    pub running: work4life_platform::host::Running,
+    pub database_url: String,
+    /// One per service, in the order given, each on its schema.
+    pub pools: Vec<sqlx::PgPool>,
+    pub signer: TestSigner,
+    /// The account the services call their peers as (`W4L_SERVICE_TOKEN`, roles `notifier`).
+    pub service_account: String,
+}
+
+/// Starts `services` in one host on a fresh database, with Redis at `redis_url`, `extra`
+/// variables (`W4L_SMS_URL`, ...), and a service token signed by the suite's signer.
+pub async fn host_services(
+    services: &[work4life_platform::host::ServiceDefinition],
+    redis_url: &str,
+    extra: &[(&str, &str)],
+) -> HostedSuite {
+    let database_url = fresh_database_url(services[0].name);
+    let signer = TestSigner::new();
+    let service_account = format!("accounts/{}", Uuid::now_v7());
+    let service_token = signer.token_for(&service_account, &[("notifier", None, &[])]);
+    let mut source = HashMap::from([
         ("W4L_DATABASE_URL".to_string(), database_url.clone()),
         ("W4L_REDIS_URL".to_string(), redis_url.to_string()),
         ("W4L_LISTEN_ADDR".to_string(), "127.0.0.1:0".to_string()),
         ("W4L_SHUTDOWN_DELAY_MS".to_string(), "0".to_string()),
+        ("W4L_SERVICE_TOKEN".to_string(), service_token),
     ]);
+    source.extend(extra.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())));
     let config = work4life_platform::config::PlatformConfig::from_source(&source).expect("config");
-    let signer = TestSigner::new();
     let running = work4life_platform::host::start(work4life_platform::host::HostOptions {
         config,
-        services: vec![service],
+        services: services.to_vec(),
         key_source: Some(signer.key_source()),
         migrate: true,
     })
     .await
-    .unwrap_or_else(|e| panic!("{} starts: {e:#}", service.name));
-    let pool = work4life_platform::db::connect(&database_url, service.name, 8).await.expect("test pool");
-    if let Some(seed) = service.seed {
-        seed(&pool).await.expect("seed");
+    .unwrap_or_else(|e| panic!("{:?} start: {e:#}", services.iter().map(|s| s.name).collect::<Vec<_>>()));
+    let mut pools = Vec::new();
+    for service in services {
+        let pool = work4life_platform::db::connect(&database_url, service.name, 8).await.expect("test pool");
+        if let Some(seed) = service.seed {
+            seed(&pool).await.expect("seed");
+        }
+        pools.push(pool);
     }
-    Hosted { running, database_url, pool, signer }
+    HostedSuite { running, database_url, pools, signer, service_account }
 }
 
 /// The single number `sql` answers.
