@@ -115,6 +115,34 @@ async fn a_provider_failing_then_recovering_gets_the_message_once_with_one_key()
 }
 
 #[tokio::test]
+async fn a_provider_answering_too_late_still_sends_once() {
+    let f = Fixture::with(&[
+        ("W4L_NOTIFY_RETRY_BASE_MS", "50"),
+        ("W4L_NOTIFY_RETRY_CAP_MS", "200"),
+        // Room for a slow test machine between seeing the second attempt and lifting the delay.
+        ("W4L_NOTIFY_MAX_ATTEMPTS", "8"),
+        ("W4L_NOTIFY_QUIET_HOURS", "off"),
+        ("W4L_NOTIFY_PROVIDER_TIMEOUT_MS", "100"),
+    ])
+    .await;
+    // The provider takes the message but answers after the client gave up: the client tries
+    // again with the same key, and the provider recognises it.
+    f.sms.set_delay(Duration::from_millis(400));
+    let applicant = f.register(person(&["fr"])).await;
+    eventually("two attempts at the slow provider", Duration::from_secs(20), || async { (f.sms.requests().len() >= 2).then_some(()) })
+        .await;
+    f.sms.set_delay(Duration::ZERO);
+
+    let m = f.wait_type(&applicant, REGISTERED, "sent").await;
+    assert!(m.attempts >= 3, "{} attempts", m.attempts);
+    let requests = f.sms.requests();
+    assert_eq!(requests.len() as i32, m.attempts);
+    assert!(requests.iter().all(|r| r.answered == 200 && r.headers["idempotency-key"] == m.id.to_string()));
+    assert_eq!(f.sms.distinct_accepted_keys(), 1, "one message reached the person");
+    assert_eq!(m.provider_reference, "prov-1", "the reference of the first, late, acceptance");
+}
+
+#[tokio::test]
 async fn a_provider_down_for_good_makes_a_dead_letter_that_is_replayed() {
     let f = Fixture::start().await;
     f.sms.set_down(Some(503));
@@ -328,10 +356,13 @@ async fn email_and_whatsapp_carry_what_their_protocols_need() {
     f.set_preferences(&p, &[Channel::Email], "", &[]).await;
     f.set_preferences(&q, &[Channel::Whatsapp], "", &[]).await;
 
+    // The relay says "try again later" once (451): the mail goes at the second attempt.
+    f.smtp.fail_next(1);
     let (submitted, application) = submitted_event(&[&p]);
     f.publish("intake", &submitted).await;
     let m = f.wait_event(&submitted, &p, "sent").await;
     assert_eq!((m.channel.as_deref(), m.locale.as_str()), (Some("email"), "en"));
+    assert_eq!(m.attempts, 2);
     let mails = f.smtp.wait_for(1, Duration::from_secs(10)).await;
     assert_eq!(mails.len(), 1);
     let mail = &mails[0];
@@ -534,4 +565,33 @@ async fn a_person_erased_before_the_send_gets_nothing() {
     assert_eq!(f.inbox_copies(skipped.id).await, 0, "nothing is rendered for an erased person");
     assert_eq!(f.sms.requests().len(), 1, "the registration only");
     assert!(f.smtp.messages().is_empty() && f.whatsapp.requests().is_empty());
+}
+
+#[tokio::test]
+async fn an_erased_person_s_message_bodies_are_forgotten() {
+    let f = Fixture::start().await;
+    let mut someone = person(&["fr"]);
+    someone.given_name = "Zainab".into();
+    let applicant = f.register(someone).await;
+    let m = f.wait_type(&applicant, REGISTERED, "sent").await;
+    let bodies_naming = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM inbox_items WHERE applicant_id = $1 AND (body LIKE '%Zainab%' OR title LIKE '%Zainab%')",
+        )
+        .bind(id_of(&applicant))
+        .fetch_one(f.pool())
+        .await
+        .expect("inbox")
+    };
+    assert_eq!(f.inbox_copies(m.id).await, 1);
+    assert_eq!(bodies_naming().await, 1, "the inbox copy is rendered with the name");
+
+    // intake.applicant.erased: "consumers forget what they hold of it (contact details, message bodies)".
+    f.erase(&applicant).await;
+    eventually("intake.applicant.erased on the stream", Duration::from_secs(20), || async {
+        f.redis.stream_events("w4l:events:intake").await.iter().any(|e| e.r#type == "intake.applicant.erased").then_some(())
+    })
+    .await;
+    f.wait_consumed("intake").await;
+    assert_eq!(bodies_naming().await, 0, "the inbox still holds the erased person's name");
 }
