@@ -758,6 +758,7 @@ async fn serve_nodelay(config: PlatformConfig, keys: Arc<InMemoryKeySource>) -> 
         config: Arc::clone(&config),
         peers: Peers::new(std::collections::HashMap::from([(service.name.to_string(), format!("http://{addr}"))])),
         page_tokens: PageTokens::new(config.page_token_key.clone()),
+        peer_auth: work4life_platform::peer_auth::PeerAuth::new(None, Peers::new(std::collections::HashMap::new())),
         shutdown: shutdown.clone(),
     };
     let mut routes = tonic::service::RoutesBuilder::default();

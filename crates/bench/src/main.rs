@@ -8,6 +8,7 @@
 //! work4life-bench intake --scenario register|submit|list|load ...   the intake service next to pgbench (intake.rs)
 //! work4life-bench coaching --scenario schedule-hot|schedule-spread|progress|load ...   the coaching service (coaching.rs)
 //! work4life-bench grants --scenario award-hot|award-spread|disburse|report ...   the grants service (grants.rs)
+//! work4life-bench notifications [--events 10000] ...   a burst of events to the SMS provider (notifications.rs)
 //! ```
 //! Closed loop: `concurrency` callers each send the next call when the previous answers
 //! (throughput). Fixed rate: calls start on a schedule whatever the answers do, and latency is
@@ -16,6 +17,7 @@
 mod coaching;
 mod grants;
 mod intake;
+mod notifications;
 mod private_redis;
 
 use std::{
@@ -135,6 +137,8 @@ enum Command {
     Coaching(coaching::CoachingArgs),
     /// The grants service over real gRPC: awards on one line and on many, disbursements, the donor's report (docs/benchmarks.md, "Grants (#5)").
     Grants(grants::GrantsArgs),
+    /// The notifications service end to end: a burst of events from the outbox to the SMS provider (docs/benchmarks.md, "Notifications (#7)").
+    Notifications(notifications::NotificationsArgs),
     /// Run the same load against the bare server and the full stack, each in its own process.
     Compare {
         /// Tokio worker threads of each server (the machine has 2 cores; the client gets the rest).
@@ -178,6 +182,7 @@ fn main() -> anyhow::Result<()> {
         Command::Intake(args) => intake::run(&args),
         Command::Coaching(args) => coaching::run(&args),
         Command::Grants(args) => grants::run(&args),
+        Command::Notifications(args) => notifications::run(&args),
     }
 }
 

@@ -35,8 +35,13 @@ pub struct ConsumerConfig {
     pub max_deliveries: u64,
     /// Idle time after which a pending entry is re-claimed from its consumer.
     pub claim_idle: Duration,
-    /// How long one read blocks waiting for new entries.
+    /// How long one read blocks waiting for new entries; zero: it does not block, and the loop
+    /// waits `idle` before reading again. Services share one multiplexed Redis connection (the
+    /// relay's XADDs, every consumer's reads), and Redis parks a connection during a blocking
+    /// read: a blocking consumer would stall everyone else's commands for up to this long.
     pub block: Duration,
+    /// The pause after a read that found nothing (when `block` is zero).
+    pub idle: Duration,
     /// Entries read per call.
     pub batch: usize,
 }
@@ -50,7 +55,8 @@ impl ConsumerConfig {
             consumer: consumer.into(),
             max_deliveries: 5,
             claim_idle: Duration::from_secs(30),
-            block: Duration::from_millis(500),
+            block: Duration::ZERO,
+            idle: Duration::from_millis(50),
             batch: 100,
         }
     }
@@ -102,19 +108,13 @@ impl Consumer {
     /// Reads and handles new entries once; returns the outcomes.
     pub async fn poll_once(&self) -> anyhow::Result<Vec<Outcome>> {
         let mut redis = self.redis.clone();
-        let reply: Option<redis::streams::StreamReadReply> = redis::cmd("XREADGROUP")
-            .arg("GROUP")
-            .arg(&self.config.group)
-            .arg(&self.config.consumer)
-            .arg("COUNT")
-            .arg(self.config.batch)
-            .arg("BLOCK")
-            .arg(self.config.block.as_millis() as u64)
-            .arg("STREAMS")
-            .arg(&self.config.stream)
-            .arg(">")
-            .query_async(&mut redis)
-            .await?;
+        let mut read = redis::cmd("XREADGROUP");
+        read.arg("GROUP").arg(&self.config.group).arg(&self.config.consumer).arg("COUNT").arg(self.config.batch);
+        if !self.config.block.is_zero() {
+            read.arg("BLOCK").arg(self.config.block.as_millis() as u64);
+        }
+        let reply: Option<redis::streams::StreamReadReply> =
+            read.arg("STREAMS").arg(&self.config.stream).arg(">").query_async(&mut redis).await?;
         let mut outcomes = Vec::new();
         for key in reply.map(|r| r.keys).unwrap_or_default() {
             for entry in key.ids {
@@ -250,6 +250,15 @@ impl Consumer {
                 () = shutdown.cancelled() => return,
                 polled = self.poll_once() => polled,
             };
+            if let Ok(outcomes) = &polled
+                && outcomes.is_empty()
+                && self.config.block.is_zero()
+            {
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(self.config.idle) => {}
+                }
+            }
             if let Err(err) = polled {
                 if err.downcast_ref::<redis::RedisError>().and_then(redis::RedisError::code) == Some("NOGROUP") {
                     let _ = self.ensure_group().await;

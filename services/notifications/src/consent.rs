@@ -50,6 +50,15 @@ fn normalise(text: &str) -> String {
     folded.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// The words that opt a sender back in.
+const START_WORDS: &[&str] =
+    &["start", "unstop", "subscribe", "yes start", "reprendre", "demarrer", "abonner", "ابدأ", "بدء", "تفعيل", "رجوع"];
+
+/// Whether an inbound message asks to receive announcements again.
+pub fn is_start(text: &str) -> bool {
+    START_WORDS.contains(&normalise(text).as_str())
+}
+
 /// Whether an inbound message asks to stop announcements.
 pub fn is_stop(text: &str) -> bool {
     let n = normalise(text);
@@ -66,6 +75,14 @@ mod tests {
         {
             assert!(is_stop(text), "{text:?}");
         }
+    }
+
+    #[test]
+    fn start_opts_back_in_and_is_not_stop() {
+        for text in ["START", "Reprendre", "démarrer", "ابدأ"] {
+            assert!(is_start(text) && !is_stop(text), "{text:?}");
+        }
+        assert!(!is_start("stop") && !is_start("started"));
     }
 
     #[test]

@@ -339,6 +339,11 @@ fn route(
         let Some(secret) = opened.and_then(|text| serde_json::from_str::<Map<String, Value>>(&text).ok()) else {
             return (Step::Skip("the code's sealed values are gone (already sent, or unreadable)".into()), None);
         };
+        let expired =
+            m.variables.get("expire_time").and_then(Value::as_i64).is_some_and(|at| at <= OffsetDateTime::now_utc().unix_timestamp());
+        if expired {
+            return (Step::Skip("the code expired before it could be sent".into()), None);
+        }
         let phone = secret.get("phone").and_then(Value::as_str).unwrap_or_default().to_string();
         (secret, String::new(), phone, String::new(), Vec::new(), m.recipient.clone())
     };
@@ -479,11 +484,13 @@ async fn later(n: &Notifications, m: &Claimed, why: &str) -> anyhow::Result<()> 
         }
         None => {
             tracing::error!(message = %m.id, attempts = m.attempts, reason = why, "message dead-lettered");
-            sqlx::query("UPDATE messages SET state = 'dead', lease_until = NULL, last_error = $2 WHERE id = $1")
-                .bind(m.id)
-                .bind(why)
-                .execute(&n.pool)
-                .await?;
+            sqlx::query(
+                "UPDATE messages SET state = 'dead', lease_until = NULL, last_error = $2, sealed = NULL, sealed_key = NULL WHERE id = $1",
+            )
+            .bind(m.id)
+            .bind(why)
+            .execute(&n.pool)
+            .await?;
         }
     }
     Ok(())
@@ -554,7 +561,7 @@ async fn finish(n: &Notifications, m: &Claimed, step: Step) -> anyhow::Result<()
                     tracing::warn!(message = %m.id, reason = %why, "provider refused the message");
                     sqlx::query(
                         "UPDATE messages SET state = 'failed', channel = $2, locale = $3, template_version = $4, last_error = $5, \
-                         lease_until = NULL WHERE id = $1",
+                         lease_until = NULL, sealed = NULL, sealed_key = NULL WHERE id = $1",
                     )
                     .bind(m.id)
                     .bind(channel.code())

@@ -23,16 +23,24 @@ impl EventHandler for Upstream {
             let event_time = event
                 .occurred_at
                 .as_ref()
-                .and_then(|t| OffsetDateTime::from_unix_timestamp(t.seconds).ok())
+                .and_then(|t| OffsetDateTime::from_unix_timestamp_nanos(i128::from(t.seconds) * 1_000_000_000 + i128::from(t.nanos)).ok())
                 .unwrap_or_else(OffsetDateTime::now_utc);
             if let Some(about) = &plan.cancel_about {
+                // Only reminders made by earlier events: a redelivered (or late) change must not
+                // cancel the reminder it made itself, or one a newer change made.
                 sqlx::query(
                     "UPDATE messages SET state = 'skipped', last_error = 'the session was moved or cancelled', sealed = NULL \
-                     WHERE about = $1 AND state = 'queued' AND message_type = 'coaching.session.reminder'",
+                     WHERE about = $1 AND state = 'queued' AND message_type = 'coaching.session.reminder' \
+                     AND event_id <> $2 AND event_time < $3",
                 )
                 .bind(about)
+                .bind(event_id)
+                .bind(event_time)
                 .execute(&mut *tx)
                 .await?;
+            }
+            if let Some(applicant) = &plan.forget {
+                forget(tx, applicant).await?;
             }
             for m in plan.messages {
                 let id = Uuid::now_v7();
@@ -70,6 +78,22 @@ impl EventHandler for Upstream {
             Ok(())
         })
     }
+}
+
+/// After an erasure: the person's inbox bodies are blanked and nothing queued goes out.
+async fn forget(tx: &mut PgConnection, applicant: &str) -> anyhow::Result<()> {
+    let Some(id) = applicant.strip_prefix("applicants/").and_then(|id| Uuid::parse_str(id).ok()) else {
+        anyhow::bail!("intake.applicant.erased names {applicant:?}, not applicants/{{uuid}}");
+    };
+    sqlx::query("UPDATE inbox_items SET title = '', body = '', account = '' WHERE applicant_id = $1").bind(id).execute(&mut *tx).await?;
+    sqlx::query(
+        "UPDATE messages SET state = 'skipped', last_error = 'the person''s personal data was erased', sealed = NULL, sealed_key = NULL \
+         WHERE recipient = $1 AND state = 'queued'",
+    )
+    .bind(applicant)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
 }
 
 async fn known_time_zone(tx: &mut PgConnection, tz: &str) -> anyhow::Result<bool> {

@@ -825,10 +825,21 @@ impl NotificationsService for NotificationsApi {
             v.push(FieldViolation::new("text", "must be at most 1600 characters"));
         }
         refuse_if_any(v)?;
-        if !crate::consent::is_stop(&r.text) {
-            return Ok(Response::new(ReceiveInboundMessageResponse { opted_out: false }));
-        }
         let hash = self.0.vault.lookup(Lookup::Phone, &sender.unwrap_or_default());
+        if crate::consent::is_start(&r.text) {
+            let mut tx = work4life_platform::db::begin(&self.0.pool).await?;
+            sqlx::query("DELETE FROM opted_out_numbers WHERE address_hash = $1")
+                .bind(&hash)
+                .execute(&mut *tx)
+                .await
+                .map_err(ServiceError::from)?;
+            actor.record(&mut tx, "notifications.OptIn", "opted_out_numbers".into(), serde_json::json!({ "channel": channel })).await?;
+            tx.commit().await.map_err(ServiceError::from)?;
+            return Ok(Response::new(ReceiveInboundMessageResponse { opted_out: false, opted_in: true }));
+        }
+        if !crate::consent::is_stop(&r.text) {
+            return Ok(Response::new(ReceiveInboundMessageResponse { opted_out: false, opted_in: false }));
+        }
         let mut tx = work4life_platform::db::begin(&self.0.pool).await?;
         sqlx::query("INSERT INTO opted_out_numbers (address_hash, channel) VALUES ($1, $2) ON CONFLICT (address_hash) DO NOTHING")
             .bind(&hash)
@@ -838,6 +849,6 @@ impl NotificationsService for NotificationsApi {
             .map_err(ServiceError::from)?;
         actor.record(&mut tx, "notifications.OptOut", "opted_out_numbers".into(), serde_json::json!({ "channel": channel })).await?;
         tx.commit().await.map_err(ServiceError::from)?;
-        Ok(Response::new(ReceiveInboundMessageResponse { opted_out: true }))
+        Ok(Response::new(ReceiveInboundMessageResponse { opted_out: true, opted_in: false }))
     }
 }

@@ -10,7 +10,7 @@ use work4life_proto::{
     coaching::{MilestoneVerified, SessionChanged},
     events::Event,
     grants::{AwardCreated, DisbursementChanged, TranchePayable},
-    intake::{ApplicantRegistered, ApplicationDecided, ApplicationSubmitted, Outcome},
+    intake::{ApplicantErased, ApplicantRegistered, ApplicationDecided, ApplicationSubmitted, Outcome},
     types::Money,
 };
 
@@ -64,6 +64,9 @@ pub struct Plan {
     pub messages: Vec<Planned>,
     /// Queued messages about this (`sessions/{id}`) to cancel first.
     pub cancel_about: Option<String>,
+    /// A person whose personal data was erased (`applicants/{id}`): forget their message bodies
+    /// and send them nothing more.
+    pub forget: Option<String>,
 }
 
 /// The streams notifications reads.
@@ -88,13 +91,22 @@ pub fn plan(event: &Event, now: OffsetDateTime) -> anyhow::Result<Option<Plan>> 
                 .zip(event.occurred_at.as_ref().map(|t| t.seconds))
                 .map(|(expire, at)| ((expire - at).max(60) / 60).to_string())
                 .unwrap_or_else(|| "10".into());
-            let mut m = one(account, "identity.otp.requested", Kind::Service, vars(&[("minutes", minutes)]));
+            let mut v = vars(&[("minutes", minutes)]);
+            if let Some(expire) = body.get("expire_time").and_then(Value::as_i64) {
+                // Not a template variable: the dispatcher drops a code that expired before it could go.
+                v.insert("expire_time".into(), Value::from(expire));
+            }
+            let mut m = one(account, "identity.otp.requested", Kind::Service, v);
             m.secret = Some(json!({ "phone": phone, "code": code }));
-            Plan { messages: vec![m], cancel_about: None }
+            Plan { messages: vec![m], ..Plan::default() }
         }
         "intake.applicant.registered" => {
             let e = ApplicantRegistered::decode(payload)?;
-            Plan { messages: vec![one(e.applicant, "intake.applicant.registered", Kind::Update, Map::new())], cancel_about: None }
+            Plan { messages: vec![one(e.applicant, "intake.applicant.registered", Kind::Update, Map::new())], ..Plan::default() }
+        }
+        "intake.applicant.erased" => {
+            let e = ApplicantErased::decode(payload)?;
+            Plan { forget: Some(e.applicant), ..Plan::default() }
         }
         "intake.application.submitted" => {
             let e = ApplicationSubmitted::decode(payload)?;
@@ -166,9 +178,12 @@ fn session_plan(event_type: &str, e: SessionChanged, now: OffsetDateTime) -> Pla
             ("coaching.session.cancelled", false)
         }
     };
-    let mut plan = Plan { messages: Vec::new(), cancel_about: (event_type != "coaching.session.scheduled").then(|| about.clone()) };
+    let mut plan = Plan { cancel_about: (event_type != "coaching.session.scheduled").then(|| about.clone()), ..Plan::default() };
+    // A change to an appointment is a service message: a person who opted out of reminders must
+    // still hear that the session moved or will not take place.
+    let kind = if event_type == "coaching.session.scheduled" { Kind::Reminder } else { Kind::Service };
     for participant in e.participants {
-        let mut m = one(participant.clone(), message_type, Kind::Reminder, v.clone());
+        let mut m = one(participant.clone(), message_type, kind, v.clone());
         m.about.clone_from(&about);
         m.time_zone.clone_from(&tz);
         plan.messages.push(m);
@@ -191,7 +206,7 @@ fn one(recipient: String, message_type: &'static str, kind: Kind, variables: Map
 fn each(recipients: impl Iterator<Item = String>, message_type: &'static str, kind: Kind, v: &Map<String, Value>) -> Plan {
     let mut seen = std::collections::HashSet::new();
     let messages = recipients.filter(|r| !r.is_empty() && seen.insert(r.clone())).map(|r| one(r, message_type, kind, v.clone())).collect();
-    Plan { messages, cancel_about: None }
+    Plan { messages, ..Plan::default() }
 }
 
 fn vars(pairs: &[(&str, String)]) -> Map<String, Value> {
