@@ -95,6 +95,11 @@ async fn seed_loads_reference_data_once_and_shows_the_admin_password_once() {
     assert_eq!(count("SELECT count(*) FROM grants.budget_lines").await, 8);
     assert_eq!(count("SELECT sum(allocated_minor)::bigint FROM grants.budget_lines").await, 200_000_000, "2,000,000 EUR allocated");
     assert_eq!(count("SELECT count(*) FROM grants.postings").await, 9, "the funding and eight allocations, once");
+    assert_eq!(count("SELECT count(*) FROM notifications.templates").await, 105, "every message type in fr, ar, en (SMS, email; WhatsApp for five), once");
+    assert_eq!(
+        count("SELECT count(DISTINCT message_type) FROM notifications.templates WHERE channel = 'sms' AND locale IN ('fr', 'ar', 'en')").await,
+        15
+    );
     assert_eq!(count("SELECT count(*) FROM identity.organizations").await, 5);
     assert_eq!(count("SELECT count(*) FROM identity.accounts").await, 1);
     let hash: String = sqlx::query_scalar("SELECT password_hash FROM identity.accounts").fetch_one(&pool).await.expect("hash");
@@ -107,7 +112,13 @@ async fn bad_configuration_is_refused_before_binding_and_names_the_variable() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
         l.local_addr().expect("addr").port()
     };
-    for (variable, value) in [("W4L_MAX_CONCURRENT_CALLS", "0"), ("W4L_REDIS_URL", "localhost:6379"), ("W4L_PAGE_TOKEN_KEY", "short")] {
+    for (variable, value) in [
+        ("W4L_MAX_CONCURRENT_CALLS", "0"),
+        ("W4L_REDIS_URL", "localhost:6379"),
+        ("W4L_PAGE_TOKEN_KEY", "short"),
+        ("W4L_SERVICE_CLIENT_SECRET", "too-short"),
+        ("W4L_SMS_URL", "sms.example.org"),
+    ] {
         let out = std::process::Command::new(binary().expect("bin"))
             .args(["--target=all", "serve"])
             .env("W4L_LISTEN_ADDR", format!("127.0.0.1:{port}"))

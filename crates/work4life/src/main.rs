@@ -98,6 +98,13 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Service-owned settings are checked here too, before anything binds.
+    if services.iter().any(|s| s.name == work4life_notifications::SERVICE.name)
+        && let Err(e) = work4life_notifications::settings::Settings::from_source(config.vars.as_ref())
+    {
+        eprintln!("work4life: {e}");
+        return ExitCode::from(2);
+    }
     let name = std::env::var("OTEL_SERVICE_NAME").unwrap_or_else(|_| format!("work4life-{}", cli.target.replace(',', "-")));
     let telemetry = match work4life_platform::telemetry::init(&name, &config) {
         Ok(t) => t,
