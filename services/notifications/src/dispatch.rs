@@ -123,8 +123,19 @@ pub async fn run(n: Notifications, shutdown: CancellationToken) {
     }
 }
 
-/// How long a replica keeps claimed messages before another may take them.
-const LEASE_SECS: f64 = 300.0;
+/// How long a replica keeps claimed messages before another may take them: five minutes, or
+/// twice what the slowest configured provider's pace needs for a whole batch, if longer (a
+/// lease that ran out mid-round would let another replica send the same messages again).
+fn lease_secs(n: &Notifications) -> f64 {
+    let slowest =
+        [n.settings.sms.as_ref().map(|p| p.rate), n.settings.whatsapp.as_ref().map(|p| p.rate), n.settings.smtp.as_ref().map(|s| s.rate)]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(1)
+            .max(1);
+    (2.0 * n.settings.batch as f64 / f64::from(slowest)).max(300.0)
+}
 
 /// One round: returns how many messages it handled.
 pub async fn round(n: &Notifications) -> anyhow::Result<usize> {
@@ -136,7 +147,7 @@ pub async fn round(n: &Notifications) -> anyhow::Result<usize> {
          RETURNING m.id, m.message_type, m.recipient, m.kind, m.channel, m.variables, m.sealed, m.sealed_key, m.time_zone, m.attempts",
     )
     .bind(n.settings.batch)
-    .bind(LEASE_SECS)
+    .bind(lease_secs(n))
     .fetch_all(&n.pool)
     .await?;
     if claimed.is_empty() {
