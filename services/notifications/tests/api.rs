@@ -351,6 +351,7 @@ async fn preferences_start_empty_change_by_mask_and_check_the_etag() {
     let f = Fixture::start().await;
     let (admin_account, admin) = f.suite.signer.token("admin", None, &[]);
     let applicant = f.register(person(&["fr"])).await;
+    f.wait_state(&applicant, REGISTERED, "sent").await; // the tables hold still from now on
     let name = format!("{applicant}/preferences");
 
     let defaults = f.client().get_preferences(bearer(get_prefs(&name), &admin)).await.expect("defaults").into_inner();
@@ -441,6 +442,9 @@ async fn a_beneficiary_manages_only_their_own_preferences_officers_any_reviewers
     let f = Fixture::start().await;
     let (_, ben, own) = self_registered(&f).await;
     let other = f.register(person(&["ar"])).await;
+    // Their welcome messages are sent first, so that the tables hold still while calls are refused.
+    f.wait_state(&own, REGISTERED, "sent").await;
+    f.wait_state(&other, REGISTERED, "sent").await;
     let (own_prefs, other_prefs) = (format!("{own}/preferences"), format!("{other}/preferences"));
 
     let mine = f.client().get_preferences(bearer(get_prefs(&own_prefs), &ben)).await.expect("own").into_inner().preferences.expect("p");
@@ -697,6 +701,10 @@ async fn the_inbox_lists_newest_first_counts_unread_and_marks_read_once() {
     assert_eq!((status.code(), fields(&status)), (Code::InvalidArgument, vec!["page_token".to_string()]));
 
     // Another beneficiary sees nothing of it and cannot mark it.
+    eventually("every message sent", Duration::from_secs(20), || async {
+        (count(f.pool(), "SELECT count(*) FROM messages WHERE state <> 'sent'").await == 0).then_some(())
+    })
+    .await;
     let before = fingerprint(f.pool(), TABLES).await;
     let (_, stranger) = f.beneficiary();
     let (code, _) = refusal(
@@ -712,4 +720,22 @@ async fn the_inbox_lists_newest_first_counts_unread_and_marks_read_once() {
     assert_eq!(fingerprint(f.pool(), TABLES).await, before);
     let (_, unread) = inbox_of(&f, &ben, &own, false, 0).await;
     assert_eq!(unread, vec![3]);
+}
+
+/// Preferences belong to a person intake knows. Staff skip the "is it theirs" check, but a name
+/// that names nobody (a typo, an erased id) must not answer defaults nor store a row for nobody.
+#[tokio::test]
+async fn preferences_of_someone_intake_does_not_know_are_not_found() {
+    let f = Fixture::start().await;
+    let nobody = format!("applicants/{}/preferences", Uuid::now_v7());
+    let before = fingerprint(f.pool(), TABLES).await;
+    for role in ["admin", "officer"] {
+        let token = f.token(role);
+        let (code, _) = refusal(role, f.client().get_preferences(bearer(get_prefs(&nobody), &token)).await);
+        assert_eq!(code, Code::NotFound, "{role} reads the preferences of nobody");
+        let p = Preferences { name: nobody.clone(), channels: vec![Channel::Email as i32], ..Preferences::default() };
+        let (code, _) = refusal(role, f.client().update_preferences(bearer(update(p, &["channels"]), &token)).await);
+        assert_eq!(code, Code::NotFound, "{role} sets the preferences of nobody");
+    }
+    assert_eq!(fingerprint(f.pool(), TABLES).await, before, "no preferences row for nobody");
 }
