@@ -131,17 +131,44 @@ none for all-in-one, whose peers are in the same process. */}}
 
 {{/* Secret keys each service reads beyond the database and Redis URLs and the page-token key:
 key -> required. Identity's key encryption key and intake's personal-data keys are required
-(without them the binary would use its development keys); notifications' are read by
-capabilities still to come. */}}
+(without them the binary would use its development keys). The platform's service account
+(W4L_SERVICE_CLIENT_ID/SECRET) is required by identity, which keeps it in existence, and by
+notifications, which calls intake as it. The providers' credentials are optional: without one,
+its channel is off (SMTP) or its requests carry no token (SMS, WhatsApp). */}}
 {{- define "work4life.serviceSecretKeys" -}}
 identity:
   W4L_SIGNING_KEY_ENCRYPTION_KEY: true
+  W4L_SERVICE_CLIENT_ID: true
+  W4L_SERVICE_CLIENT_SECRET: true
 intake:
   W4L_PERSONAL_DATA_KEYS: true
   W4L_PERSONAL_DATA_HASH_KEY: true
 notifications:
-  W4L_SMS_API_KEY: false
+  W4L_SERVICE_CLIENT_ID: true
+  W4L_SERVICE_CLIENT_SECRET: true
+  W4L_SMS_TOKEN: false
+  W4L_WHATSAPP_TOKEN: false
   W4L_SMTP_URL: false
+{{- end }}
+
+{{/* The service-specific secret keys of a component's pods (context: root, component), as
+key -> required: the union over the services it hosts, each key once (an all-in-one pod hosts
+identity and notifications, which share the service account's keys), required when any of its
+services requires it. */}}
+{{- define "work4life.componentSecretKeys" -}}
+{{- $all := include "work4life.serviceSecretKeys" . | fromYaml }}
+{{- $keys := dict }}
+{{- range $service := splitList " " (include "work4life.hosted" .) }}
+{{- range $key, $required := index $all $service | default dict }}
+{{- $_ := set $keys $key (or $required (index $keys $key | default false)) }}
+{{- end }}
+{{- end }}
+{{- toYaml $keys }}
+{{- end }}
+
+{{/* "true" when a component hosts notifications (its pods send to the message providers). */}}
+{{- define "work4life.hostsNotifications" -}}
+{{- if has "notifications" (splitList " " (include "work4life.hosted" .)) }}true{{ end }}
 {{- end }}
 
 {{- define "work4life.secretRef" -}}
@@ -191,6 +218,9 @@ when it creates the Secret. */}}
 {{- $_ = required "secrets.personalDataKeys is required (intake; 2026a:$(openssl rand -base64 32), the first key encrypts), or set secrets.existingSecret" $sec.personalDataKeys }}
 {{- $_ = required "secrets.personalDataHashKey is required (intake; openssl rand -base64 32; never change it afterwards), or set secrets.existingSecret" $sec.personalDataHashKey }}
 {{- $_ = required "secrets.redisUrl is required (redis://[:password@]host:6379/0), or set secrets.existingSecret" $sec.redisUrl }}
+{{- /* identity and notifications run in both modes: both need the service account. */}}
+{{- $_ = required "secrets.serviceClientId is required (identity, notifications: the platform's service account, a UUID: uuidgen), or set secrets.existingSecret" $sec.serviceClientId }}
+{{- $_ = required "secrets.serviceClientSecret is required (identity, notifications: the service account's secret, at least 32 characters: openssl rand -base64 48), or set secrets.existingSecret" $sec.serviceClientSecret }}
 {{- range splitList " " (include "work4life.serviceNames" .) }}
 {{- if not (or $sec.databaseUrl (index $sec.databaseUrls .)) }}
 {{- fail (printf "secrets.databaseUrl (or secrets.databaseUrls.%s) is required, or set secrets.existingSecret" .) }}
@@ -355,11 +385,8 @@ spec:
             {{- include "work4life.databaseEnv" (dict "root" $root "component" .component "secret" $secret) | nindent 12 }}
             {{- include "work4life.secretRef" (dict "secret" $secret "key" "W4L_REDIS_URL") | nindent 12 }}
             {{- include "work4life.secretRef" (dict "secret" $secret "key" "W4L_PAGE_TOKEN_KEY") | nindent 12 }}
-            {{- $serviceSecrets := include "work4life.serviceSecretKeys" . | fromYaml }}
-            {{- range $service := splitList " " (include "work4life.hosted" .) }}
-            {{- range $key, $required := index $serviceSecrets $service | default dict }}
+            {{- range $key, $required := include "work4life.componentSecretKeys" . | fromYaml }}
             {{- include "work4life.secretRef" (dict "secret" $secret "key" $key "optional" (not $required)) | nindent 12 }}
-            {{- end }}
             {{- end }}
             {{- range $peer := splitList " " (include "work4life.callees" .) | compact }}
             - name: W4L_{{ upper $peer }}_URL
@@ -523,8 +550,9 @@ spec:
 {{- end }}
 
 {{/* NetworkPolicy of a component: ingress from its callers (gateway, peer services) on gRPC and
-from the metrics scrapers; egress to DNS, PostgreSQL, Redis, OTLP and the peers it calls. The
-release-wide default deny (networkpolicy.yaml) refuses everything else. */}}
+from the metrics scrapers; egress to DNS, PostgreSQL, Redis, OTLP, the peers it calls and, when
+it hosts notifications, the message providers (networkPolicy.providers). The release-wide
+default deny (networkpolicy.yaml) refuses everything else. */}}
 {{- define "work4life.networkPolicy" -}}
 {{- $root := .root }}
 {{- $np := $root.Values.networkPolicy }}
@@ -589,6 +617,17 @@ spec:
       to:
         {{- toYaml . | nindent 8 }}
       {{- end }}
+    {{- if include "work4life.hostsNotifications" . }}
+    - ports:
+        {{- range $np.providers.ports }}
+        - port: {{ . }}
+          protocol: TCP
+        {{- end }}
+      {{- with $np.providers.to }}
+      to:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+    {{- end }}
     {{- if $callees }}
     - to:
         {{- range $callees }}

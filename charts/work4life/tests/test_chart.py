@@ -73,6 +73,10 @@ def env_of(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 ALL_RENDERS = pytest.mark.parametrize("ci_file", [p.name for p in CI_FILES])
+# The platform's service account: identity keeps it in existence, notifications calls intake as it.
+SERVICE_ACCOUNT_KEYS = {"W4L_SERVICE_CLIENT_ID", "W4L_SERVICE_CLIENT_SECRET"}
+# Egress to the message providers (networkPolicy.providers), notifications only.
+PROVIDER_PORTS = {443, 587, 465, 25}
 
 
 # ---- every render -----------------------------------------------------------------------------
@@ -377,25 +381,29 @@ def test_charts_secret_holds_every_required_key() -> None:
         assert ref["name"] == "work4life-secrets"
         if not ref.get("optional"):
             assert ref["key"] in secret["data"], ref
-    assert {"W4L_PAGE_TOKEN_KEY", "W4L_REDIS_URL", "W4L_DATABASE_URL", "W4L_SIGNING_KEY_ENCRYPTION_KEY", "W4L_PERSONAL_DATA_KEYS", "W4L_PERSONAL_DATA_HASH_KEY", "W4L_SMTP_URL"} <= set(secret["data"])
+    assert {
+        "W4L_PAGE_TOKEN_KEY", "W4L_REDIS_URL", "W4L_DATABASE_URL", "W4L_SIGNING_KEY_ENCRYPTION_KEY", "W4L_PERSONAL_DATA_KEYS",
+        "W4L_PERSONAL_DATA_HASH_KEY", "W4L_SERVICE_CLIENT_ID", "W4L_SERVICE_CLIENT_SECRET", "W4L_SMS_TOKEN", "W4L_WHATSAPP_TOKEN", "W4L_SMTP_URL",
+    } <= set(secret["data"])  # fmt: skip
     assert "W4L_FIELD_ENCRYPTION_KEY" not in secret["data"]
+    assert "W4L_SMS_API_KEY" not in secret["data"]  # the placeholder, replaced by W4L_SMS_TOKEN
     # The all-in-one pod hosts intake: its personal-data keys are required, not optional.
     (aio,) = of_kind(objs, "Deployment")
     refs = {e["valueFrom"]["secretKeyRef"]["key"]: e["valueFrom"]["secretKeyRef"] for e in aio["spec"]["template"]["spec"]["containers"][0]["env"] if "secretKeyRef" in e.get("valueFrom", {})}
-    for key in ("W4L_PERSONAL_DATA_KEYS", "W4L_PERSONAL_DATA_HASH_KEY", "W4L_SIGNING_KEY_ENCRYPTION_KEY"):
+    for key in ("W4L_PERSONAL_DATA_KEYS", "W4L_PERSONAL_DATA_HASH_KEY", "W4L_SIGNING_KEY_ENCRYPTION_KEY", "W4L_SERVICE_CLIENT_ID", "W4L_SERVICE_CLIENT_SECRET"):
         assert not refs[key].get("optional", False), key
 
 
 def test_each_service_gets_only_its_own_secrets() -> None:
     objs = ci("microservices-autoscaling-values.yaml")
     specific = {
-        "identity": {"W4L_SIGNING_KEY_ENCRYPTION_KEY"},
+        "identity": {"W4L_SIGNING_KEY_ENCRYPTION_KEY"} | SERVICE_ACCOUNT_KEYS,
         "intake": {"W4L_PERSONAL_DATA_KEYS", "W4L_PERSONAL_DATA_HASH_KEY"},
-        "notifications": {"W4L_SMS_API_KEY", "W4L_SMTP_URL"},
+        "notifications": {"W4L_SMS_TOKEN", "W4L_WHATSAPP_TOKEN", "W4L_SMTP_URL"} | SERVICE_ACCOUNT_KEYS,
     }
-    # Without these the binary would fall back to its development keys or local Redis: a pod
-    # must not start without them.
-    required = {"W4L_REDIS_URL", "W4L_PAGE_TOKEN_KEY", "W4L_SIGNING_KEY_ENCRYPTION_KEY", "W4L_PERSONAL_DATA_KEYS", "W4L_PERSONAL_DATA_HASH_KEY"}
+    # Without these the binary would fall back to its development keys or local Redis, or
+    # notifications could not read contact details: a pod must not start without them.
+    required = {"W4L_REDIS_URL", "W4L_PAGE_TOKEN_KEY", "W4L_SIGNING_KEY_ENCRYPTION_KEY", "W4L_PERSONAL_DATA_KEYS", "W4L_PERSONAL_DATA_HASH_KEY"} | SERVICE_ACCOUNT_KEYS
     for d in of_kind(objs, "Deployment"):
         service = component(d)
         refs = {e["valueFrom"]["secretKeyRef"]["key"]: e["valueFrom"]["secretKeyRef"] for e in d["spec"]["template"]["spec"]["containers"][0]["env"] if "secretKeyRef" in e.get("valueFrom", {})}
@@ -426,6 +434,22 @@ def test_each_service_gets_only_its_own_secrets() -> None:
         ({"otel": {"endpoint": "https://collector:4317"}}, "endpoint"),
         ({"deploymentMode": "split"}, "deploymentMode"),
         ({"services": {"billing": {"replicas": 2}}}, "billing"),
+        ({"secrets": {"serviceClientSecret": ""}}, "secrets.serviceClientSecret is required"),
+        ({"secrets": {"serviceClientId": ""}}, "secrets.serviceClientId is required"),
+        ({"secrets": {"serviceClientId": "work4life-services"}}, "serviceClientId"),  # not a UUID
+        ({"secrets": {"serviceClientSecret": "too-short-for-a-service-secret"}}, "serviceClientSecret"),  # under 32 characters
+        ({"secrets": {"smsApiKey": "k"}}, "smsApiKey"),  # the placeholder is gone: secrets.smsToken
+        ({"secrets": {"smtpUrl": "mail.example.org:587"}}, "smtpUrl"),
+        ({"config": {"notifications": {"smsUrl": "ftp://sms.example.org"}}}, "smsUrl"),
+        ({"config": {"notifications": {"whatsappUrl": "whatsapp.example.org"}}}, "whatsappUrl"),
+        ({"config": {"notifications": {"quietHours": "22h-7h"}}}, "quietHours"),
+        ({"config": {"notifications": {"quietHours": "21:00-24:00"}}}, "quietHours"),  # the binary refuses hour 24
+        ({"config": {"notifications": {"quietHours": True}}}, "quietHours"),
+        ({"config": {"notifications": {"emailFrom": "nobody"}}}, "emailFrom"),
+        ({"config": {"notifications": {"smsRate": 0}}}, "smsRate"),
+        ({"config": {"notifications": {"maxAttempts": 101}}}, "maxAttempts"),
+        ({"config": {"notifications": {"retries": 3}}}, "retries"),
+        ({"networkPolicy": {"providers": {"ports": []}}}, "providers"),
     ],
 )
 def test_bad_values_are_refused_with_a_clear_message(override: dict[str, Any], message: str) -> None:
@@ -447,6 +471,53 @@ def test_intake_needs_its_personal_data_keys(mode: str, key: str) -> None:
     with pytest.raises(Exception) as err:
         chart.render(values({"deploymentMode": mode}, base=without))
     assert f"secrets.{key} is required" in str(err.value)
+
+
+@pytest.mark.parametrize("mode", ["microservices", "allInOne"])
+@pytest.mark.parametrize("key", ["serviceClientId", "serviceClientSecret"])
+def test_identity_and_notifications_need_the_service_account(mode: str, key: str) -> None:
+    # Identity and notifications run in both modes; without the account notifications cannot
+    # read contact details from intake, and every message would wait.
+    how = {"serviceClientId": "uuidgen", "serviceClientSecret": "openssl rand -base64 48"}[key]
+    without = copy.deepcopy(SECRETS)
+    del without["secrets"][key]
+    for v in (values({"deploymentMode": mode, "secrets": {key: ""}}), values({"deploymentMode": mode}, base=without)):
+        with pytest.raises(Exception) as err:
+            chart.render(v)
+        assert f"secrets.{key} is required" in str(err.value) and how in str(err.value)
+        assert "secrets.existingSecret" in str(err.value)
+    # With a Secret managed elsewhere the chart cannot check: the pods require the keys instead.
+    assert render(values({"deploymentMode": mode, "secrets": {"existingSecret": "mine", key: ""}}))
+
+
+@pytest.mark.parametrize("ci_file", ["default-values.yaml", "allinone-values.yaml", "existing-secrets-values.yaml"])
+def test_service_account_keys_reach_identity_and_notifications_only(ci_file: str) -> None:
+    objs = ci(ci_file)
+    for d in of_kind(objs, "Deployment"):
+        env = d["spec"]["template"]["spec"]["containers"][0]["env"]
+        names = [e["name"] for e in env]
+        assert len(names) == len(set(names)), f"{d['metadata']['name']}: a variable twice"
+        refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in env if "secretKeyRef" in e.get("valueFrom", {})}
+        hosted = SERVICES if component(d) == "all" else [component(d)]
+        if {"identity", "notifications"} & set(hosted):
+            for key in SERVICE_ACCOUNT_KEYS:
+                assert refs[key]["key"] == key and not refs[key].get("optional", False), (d["metadata"]["name"], key)
+        else:
+            assert not SERVICE_ACCOUNT_KEYS & set(refs), d["metadata"]["name"]
+        provider_keys = {"W4L_SMS_TOKEN", "W4L_WHATSAPP_TOKEN", "W4L_SMTP_URL"}
+        if "notifications" in hosted:
+            assert all(refs[k].get("optional") is True for k in provider_keys)
+        else:
+            assert not provider_keys & set(refs), d["metadata"]["name"]
+    for job in of_kind(objs, "Job"):  # migrations need the database URLs alone
+        assert not SERVICE_ACCOUNT_KEYS & set(env_of(job["spec"]["template"]["spec"]["containers"][0]))
+    for secret in of_kind(objs, "Secret"):
+        if secret["metadata"]["name"] == "work4life-secrets":
+            data = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+            assert data["W4L_SERVICE_CLIENT_ID"] == SECRETS["secrets"]["serviceClientId"]
+            assert data["W4L_SERVICE_CLIENT_SECRET"] == SECRETS["secrets"]["serviceClientSecret"]
+        else:
+            assert not SERVICE_ACCOUNT_KEYS & set(secret.get("data", {})), secret["metadata"]["name"]
 
 
 def test_personal_data_keys_list_several_keys() -> None:
@@ -482,7 +553,7 @@ def test_configmap_sets_only_known_variables() -> None:
         "W4L_LISTEN_ADDR", "W4L_METRICS_ADDR", "W4L_LOG", "W4L_LOG_FORMAT", "W4L_MAX_CONCURRENT_CALLS",
         "W4L_DEFAULT_DEADLINE_MS", "W4L_DATABASE_MAX_CONNECTIONS", "W4L_SHUTDOWN_DELAY_MS",
         "W4L_SHUTDOWN_GRACE_SECS", "W4L_TOKEN_ISSUER", "W4L_TOKEN_AUDIENCE", "W4L_TOKEN_LEEWAY_SECS",
-        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_ENDPOINT", *NOTIFICATION_DEFAULTS, "W4L_SMS_URL", "W4L_WHATSAPP_URL",
     }  # fmt: skip
     data = of_kind(ci("allinone-values.yaml"), "ConfigMap")[0]["data"]
     assert set(data) == known
@@ -491,6 +562,70 @@ def test_configmap_sets_only_known_variables() -> None:
     assert all(isinstance(v, str) for v in data.values())
     off = of_kind(render(values({"metrics": {"enabled": False}})), "ConfigMap")[0]["data"]
     assert "W4L_METRICS_ADDR" not in off and "OTEL_EXPORTER_OTLP_ENDPOINT" not in off
+
+
+# What the ConfigMap says for notifications with the chart's defaults: the binary's own defaults
+# (services/notifications/src/settings.rs).
+NOTIFICATION_DEFAULTS = {
+    "W4L_SMS_SENDER": "WORK4LIFE",
+    "W4L_SMS_RATE": "20",
+    "W4L_WHATSAPP_SENDER": "WORK4LIFE",
+    "W4L_WHATSAPP_RATE": "20",
+    "W4L_SMTP_RATE": "10",
+    "W4L_EMAIL_FROM": "WORK4LIFE <no-reply@work4life.local>",
+    "W4L_NOTIFY_QUIET_HOURS": "21:00-08:00",
+    "W4L_NOTIFY_DEFAULT_LOCALE": "fr",
+    "W4L_NOTIFY_TIME_ZONE": "Africa/Casablanca",
+    "W4L_NOTIFY_MAX_ATTEMPTS": "12",
+    "W4L_NOTIFY_RETRY_BASE_MS": "2000",
+    "W4L_NOTIFY_RETRY_CAP_MS": "600000",
+    "W4L_NOTIFY_BATCH": "200",
+    "W4L_NOTIFY_CONCURRENCY": "64",
+    "W4L_NOTIFY_PROVIDER_TIMEOUT_MS": "10000",
+}
+
+
+def test_configmap_carries_the_notification_settings() -> None:
+    data = of_kind(render(values()), "ConfigMap")[0]["data"]
+    assert {k: data[k] for k in NOTIFICATION_DEFAULTS} == NOTIFICATION_DEFAULTS
+    # No provider URL: SMS and WhatsApp are off (the service logs it), not pointed at "".
+    assert "W4L_SMS_URL" not in data and "W4L_WHATSAPP_URL" not in data
+    aio = of_kind(ci("allinone-values.yaml"), "ConfigMap")[0]["data"]
+    assert aio["W4L_SMS_URL"] == "https://sms.example.org/v1" and aio["W4L_WHATSAPP_URL"] == "https://whatsapp.example.org/v2"
+    assert aio["W4L_SMS_SENDER"] == "+212600000000" and aio["W4L_SMS_RATE"] == "50"
+    assert aio["W4L_EMAIL_FROM"] == "Programme WORK4LIFE <contact@work4life.example.org>"
+    assert aio["W4L_NOTIFY_QUIET_HOURS"] == "off" and aio["W4L_NOTIFY_DEFAULT_LOCALE"] == "ar" and aio["W4L_NOTIFY_MAX_ATTEMPTS"] == "8"
+    # An unquoted `off` in a values file arrives as false, and still means off.
+    off = of_kind(render(values({"config": {"notifications": {"quietHours": False}}})), "ConfigMap")[0]["data"]
+    assert off["W4L_NOTIFY_QUIET_HOURS"] == "off"
+    night = of_kind(render(values({"config": {"notifications": {"quietHours": "22:30-06:45", "providerTimeoutMs": 5000}}})), "ConfigMap")[0]["data"]
+    assert night["W4L_NOTIFY_QUIET_HOURS"] == "22:30-06:45" and night["W4L_NOTIFY_PROVIDER_TIMEOUT_MS"] == "5000"
+    # Every pod reads the ConfigMap, so the settings reach the notifications pods.
+    for d in of_kind(ci("default-values.yaml"), "Deployment"):
+        assert {"configMapRef": {"name": "work4life-config"}} in d["spec"]["template"]["spec"]["containers"][0]["envFrom"]
+
+
+def provider_rules(policy: dict[str, Any]) -> list[dict[str, Any]]:
+    return [r for r in policy["spec"].get("egress", []) if {p["port"] for p in r["ports"]} & PROVIDER_PORTS]
+
+
+def test_provider_egress_for_notifications_only() -> None:
+    policies = by_name(render(values()), "NetworkPolicy")
+    (rule,) = provider_rules(policies["work4life-notifications"])
+    assert rule == {"ports": [{"port": p, "protocol": "TCP"} for p in (443, 587, 465, 25)]}  # no `to`: any destination
+    for name, policy in policies.items():
+        if name != "work4life-notifications":
+            assert not provider_rules(policy), name
+    aio = by_name(ci("allinone-values.yaml"), "NetworkPolicy")
+    assert provider_rules(aio["work4life"]) == [rule]  # the all-in-one pod hosts notifications
+    assert not provider_rules(aio["work4life-migrate"])
+    # Peers and ports are values, as for PostgreSQL and Redis.
+    ms = by_name(ci("microservices-autoscaling-values.yaml"), "NetworkPolicy")
+    (rule,) = provider_rules(ms["work4life-notifications"])
+    assert rule["ports"] == [{"port": 443, "protocol": "TCP"}, {"port": 587, "protocol": "TCP"}]
+    assert rule["to"] == [{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]}}]
+    assert not provider_rules(ms["work4life-grants"])
+    assert not [p for p in of_kind(render(values({"networkPolicy": {"enabled": False}})), "NetworkPolicy")]
 
 
 def test_service_monitor_scrapes_every_service() -> None:
