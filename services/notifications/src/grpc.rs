@@ -245,13 +245,12 @@ fn applicant_in(field: &str, name: &str, suffix: &str) -> Result<Uuid, ServiceEr
 }
 
 impl Notifications {
-    /// Whether the caller may see `applicant`'s own things: managers and admins, officers for
-    /// preferences (`officers`), or the person themselves (their login, as intake knows it).
+    /// Whether the caller may see `applicant`'s own things: a person intake knows, and the caller
+    /// is a manager or admin, an officer for preferences (`officers`), or the person themselves
+    /// (their login, as intake knows it).
     async fn may_see(&self, p: &Principal, applicant: Uuid, officers: bool) -> Result<bool, ServiceError> {
-        if is_manager(p) || (officers && p.has_role("officer")) {
-            return Ok(true);
-        }
-        if !p.has_role("beneficiary") {
+        let staff = is_manager(p) || (officers && p.has_role("officer"));
+        if !staff && !p.has_role("beneficiary") {
             return Ok(false);
         }
         let channel = self.peers.channel("intake").map_err(|e| ServiceError::Unavailable(format!("{e:#}")))?;
@@ -262,7 +261,7 @@ impl Notifications {
             .await
             .map_err(unavailable)?;
         let answer = IntakeServiceClient::new(channel).batch_get_applicant_contacts(request).await.map_err(unavailable)?.into_inner();
-        Ok(answer.contacts.first().is_some_and(|c| c.found && c.account == p.subject))
+        Ok(answer.contacts.first().is_some_and(|c| c.found && (staff || c.account == p.subject)))
     }
 
     async fn message(&self, id: Uuid) -> Result<MessageRow, ServiceError> {
@@ -603,7 +602,7 @@ impl NotificationsService for NotificationsApi {
                 ""
             }),
         };
-        if r.recipient.is_empty() && event_id.is_none() && state.is_empty() {
+        if r.recipient.is_empty() && r.event_id.is_empty() && r.state == 0 {
             v.push(FieldViolation::new("recipient", "give a recipient, an event_id or a state"));
         }
         let filter = format!("{}|{}|{state}", r.recipient, r.event_id);
