@@ -32,66 +32,28 @@ use crate::{Notifications, templates::Template};
 /// The gRPC face of notifications.
 pub struct NotificationsApi(pub Notifications);
 
-fn channel_code(c: i32) -> Option<&'static str> {
-    match WireChannel::try_from(c) {
-        Ok(WireChannel::Sms) => Some("sms"),
-        Ok(WireChannel::Email) => Some("email"),
-        Ok(WireChannel::Whatsapp) => Some("whatsapp"),
-        Ok(WireChannel::Inbox) => Some("inbox"),
-        _ => None,
-    }
+/// Wire enum values and the codes the tables store.
+const CHANNELS: &[(WireChannel, &str)] =
+    &[(WireChannel::Sms, "sms"), (WireChannel::Email, "email"), (WireChannel::Whatsapp, "whatsapp"), (WireChannel::Inbox, "inbox")];
+const KINDS: &[(MessageKind, &str)] =
+    &[(MessageKind::Service, "service"), (MessageKind::Update, "update"), (MessageKind::Reminder, "reminder")];
+const STATES: &[(MessageState, &str)] = &[
+    (MessageState::Queued, "queued"),
+    (MessageState::Sent, "sent"),
+    (MessageState::Delivered, "delivered"),
+    (MessageState::Failed, "failed"),
+    (MessageState::Dead, "dead"),
+    (MessageState::Skipped, "skipped"),
+];
+
+/// The stored code of wire value `v`; `None` for UNSPECIFIED or an unknown number.
+fn code_of<E: Copy + Into<i32>>(table: &[(E, &'static str)], v: i32) -> Option<&'static str> {
+    table.iter().find(|(e, _)| (*e).into() == v).map(|(_, code)| *code)
 }
 
-fn channel_of(code: &str) -> WireChannel {
-    match code {
-        "sms" => WireChannel::Sms,
-        "email" => WireChannel::Email,
-        "whatsapp" => WireChannel::Whatsapp,
-        "inbox" => WireChannel::Inbox,
-        _ => WireChannel::Unspecified,
-    }
-}
-
-fn kind_code(k: i32) -> Option<&'static str> {
-    match MessageKind::try_from(k) {
-        Ok(MessageKind::Service) => Some("service"),
-        Ok(MessageKind::Update) => Some("update"),
-        Ok(MessageKind::Reminder) => Some("reminder"),
-        _ => None,
-    }
-}
-
-fn kind_of(code: &str) -> MessageKind {
-    match code {
-        "service" => MessageKind::Service,
-        "update" => MessageKind::Update,
-        "reminder" => MessageKind::Reminder,
-        _ => MessageKind::Unspecified,
-    }
-}
-
-fn state_code(s: i32) -> Option<&'static str> {
-    match MessageState::try_from(s) {
-        Ok(MessageState::Queued) => Some("queued"),
-        Ok(MessageState::Sent) => Some("sent"),
-        Ok(MessageState::Delivered) => Some("delivered"),
-        Ok(MessageState::Failed) => Some("failed"),
-        Ok(MessageState::Dead) => Some("dead"),
-        Ok(MessageState::Skipped) => Some("skipped"),
-        _ => None,
-    }
-}
-
-fn state_of(code: &str) -> MessageState {
-    match code {
-        "queued" => MessageState::Queued,
-        "sent" => MessageState::Sent,
-        "delivered" => MessageState::Delivered,
-        "failed" => MessageState::Failed,
-        "dead" => MessageState::Dead,
-        "skipped" => MessageState::Skipped,
-        _ => MessageState::Unspecified,
-    }
+/// The wire value of a stored code (UNSPECIFIED for an unknown one).
+fn wire_of<E: Copy + Default>(table: &[(E, &'static str)], code: &str) -> E {
+    table.iter().find(|(_, c)| *c == code).map(|(e, _)| *e).unwrap_or_default()
 }
 
 fn is_manager(p: &Principal) -> bool {
@@ -123,7 +85,7 @@ impl TemplateRow {
         WireTemplate {
             name: format!("templates/{}/{}/{}/versions/{}", self.message_type, self.channel, self.locale, self.version),
             message_type: self.message_type.clone(),
-            channel: channel_of(&self.channel) as i32,
+            channel: wire_of(CHANNELS, &self.channel) as i32,
             locale: self.locale.clone(),
             subject: self.subject.clone(),
             body: self.body.clone(),
@@ -170,9 +132,9 @@ impl MessageRow {
             event_type: self.event_type.clone(),
             message_type: self.message_type.clone(),
             recipient: self.recipient.clone(),
-            channel: self.channel.as_deref().map_or(WireChannel::Unspecified, channel_of) as i32,
-            kind: kind_of(&self.kind) as i32,
-            state: state_of(&self.state) as i32,
+            channel: self.channel.as_deref().map_or(WireChannel::Unspecified, |c| wire_of(CHANNELS, c)) as i32,
+            kind: wire_of(KINDS, &self.kind) as i32,
+            state: wire_of(STATES, &self.state) as i32,
             locale: self.locale.clone(),
             template_version: self.template_version,
             attempts: self.attempts,
@@ -228,9 +190,9 @@ impl PreferenceRow {
     fn wire(&self, applicant: Uuid) -> Preferences {
         Preferences {
             name: format!("applicants/{applicant}/preferences"),
-            channels: self.channels.iter().map(|c| channel_of(c) as i32).collect(),
+            channels: self.channels.iter().map(|c| wire_of(CHANNELS, c) as i32).collect(),
             language: self.language.clone(),
-            opted_out_kinds: self.opted_out_kinds.iter().map(|k| kind_of(k) as i32).collect(),
+            opted_out_kinds: self.opted_out_kinds.iter().map(|k| wire_of(KINDS, k) as i32).collect(),
             etag: etag(self.version),
             update_time: self.updated_at.map(timestamp),
         }
@@ -278,7 +240,7 @@ impl Notifications {
         actor: &Actor<'_>,
         t: &WireTemplate,
     ) -> Result<WireTemplate, ServiceError> {
-        let channel = channel_code(t.channel).unwrap_or_default();
+        let channel = code_of(CHANNELS, t.channel).unwrap_or_default();
         let row = sqlx::query_as::<_, TemplateRow>(sqlx::AssertSqlSafe(format!(
             "INSERT INTO templates (message_type, channel, locale, version, subject, body, provider_template, created_by) \
              SELECT $1, $2, $3, coalesce(max(version), 0) + 1, $4, $5, $6, $7 FROM templates \
@@ -317,7 +279,7 @@ fn validate_template(t: Option<&WireTemplate>) -> Vec<FieldViolation> {
     if !known_type {
         v.push(FieldViolation::new("template.message_type", format!("must be one of {}", crate::templates::MESSAGE_TYPES.join(", "))));
     }
-    let channel = channel_code(t.channel);
+    let channel = code_of(CHANNELS, t.channel);
     match channel {
         None => v.push(FieldViolation::new("template.channel", "must be SMS, EMAIL or WHATSAPP")),
         Some("inbox") => v.push(FieldViolation::new("template.channel", "the inbox uses the email template: save an EMAIL one")),
@@ -422,7 +384,7 @@ impl NotificationsService for NotificationsApi {
         let size = gather(&mut v, page_size(r.page_size)).unwrap_or_default();
         let channel = match r.channel {
             0 => "",
-            c => channel_code(c).filter(|c| *c != "inbox").unwrap_or_else(|| {
+            c => code_of(CHANNELS, c).filter(|c| *c != "inbox").unwrap_or_else(|| {
                 v.push(FieldViolation::new("channel", "must be SMS, EMAIL or WHATSAPP"));
                 ""
             }),
@@ -499,7 +461,7 @@ impl NotificationsService for NotificationsApi {
         }
         let mut channels = Vec::new();
         for (i, c) in p.channels.iter().enumerate() {
-            match channel_code(*c) {
+            match code_of(CHANNELS, *c) {
                 Some(code) if code != "inbox" && !channels.contains(&code.to_string()) => channels.push(code.to_string()),
                 Some("inbox") => v.push(FieldViolation::new(
                     format!("preferences.channels[{i}]"),
@@ -511,7 +473,7 @@ impl NotificationsService for NotificationsApi {
         }
         let mut kinds = Vec::new();
         for (i, k) in p.opted_out_kinds.iter().enumerate() {
-            match kind_code(*k) {
+            match code_of(KINDS, *k) {
                 Some("service") => v.push(FieldViolation::new(
                     format!("preferences.opted_out_kinds[{i}]"),
                     "service messages (codes, payments) cannot be opted out of",
@@ -597,7 +559,7 @@ impl NotificationsService for NotificationsApi {
         };
         let state = match r.state {
             0 => "",
-            s => state_code(s).unwrap_or_else(|| {
+            s => code_of(STATES, s).unwrap_or_else(|| {
                 v.push(FieldViolation::new("state", "is not a message state"));
                 ""
             }),
@@ -757,7 +719,7 @@ impl NotificationsService for NotificationsApi {
         }
         let r = request.get_ref();
         let mut v = Vec::new();
-        let channel = channel_code(r.channel).filter(|c| *c != "inbox");
+        let channel = code_of(CHANNELS, r.channel).filter(|c| *c != "inbox");
         if channel.is_none() {
             v.push(FieldViolation::new("channel", "must be SMS, WHATSAPP or EMAIL"));
         }
@@ -805,7 +767,7 @@ impl NotificationsService for NotificationsApi {
         }
         let r = request.get_ref();
         let mut v = Vec::new();
-        let channel = channel_code(r.channel).filter(|c| *c == "sms" || *c == "whatsapp");
+        let channel = code_of(CHANNELS, r.channel).filter(|c| *c == "sms" || *c == "whatsapp");
         if channel.is_none() {
             v.push(FieldViolation::new("channel", "must be SMS or WHATSAPP"));
         }
