@@ -115,13 +115,12 @@ impl Consumer {
         }
         let reply: Option<redis::streams::StreamReadReply> =
             read.arg("STREAMS").arg(&self.config.stream).arg(">").query_async(&mut redis).await?;
-        let mut outcomes = Vec::new();
-        for key in reply.map(|r| r.keys).unwrap_or_default() {
-            for entry in key.ids {
-                outcomes.push(self.process(&entry, 1).await?);
-            }
+        let entries: Vec<(StreamId, u64)> =
+            reply.map(|r| r.keys).unwrap_or_default().into_iter().flat_map(|k| k.ids).map(|e| (e, 1)).collect();
+        if entries.is_empty() {
+            return Ok(Vec::new());
         }
-        Ok(outcomes)
+        self.process_batch(&entries).await
     }
 
     /// Re-claims entries idle longer than `claim_idle`: dead-letters those delivered too often,
@@ -149,33 +148,51 @@ impl Consumer {
                 .arg(&id)
                 .query_async(&mut redis)
                 .await?;
-            for entry in claimed.ids {
-                outcomes.push(self.process(&entry, deliveries + 1).await?);
+            let entries: Vec<(StreamId, u64)> = claimed.ids.into_iter().map(|e| (e, deliveries + 1)).collect();
+            if !entries.is_empty() {
+                outcomes.extend(self.process_batch(&entries).await?);
             }
         }
         Ok(outcomes)
     }
 
-    async fn process(&self, entry: &StreamId, deliveries: u64) -> anyhow::Result<Outcome> {
-        let bytes: Option<Vec<u8>> = entry.get("event");
-        let event = match bytes.as_deref().map(Event::decode) {
-            Some(Ok(event)) => event,
-            _ => return self.dead_letter(entry, deliveries, "undecodable event").await,
-        };
-        if deliveries > self.config.max_deliveries {
-            return self.dead_letter(entry, deliveries, "too many failed deliveries").await;
-        }
-        let Ok(event_id) = uuid::Uuid::parse_str(&event.id) else {
-            return self.dead_letter(entry, deliveries, "event id is not a uuid").await;
-        };
+    /// Handles `entries` (each with its delivery count) in ONE transaction, each event inside its
+    /// own savepoint: a failing handler rolls back only its event (left pending for a later
+    /// attempt), and a batch costs one commit and one XACK instead of one per event.
+    async fn process_batch(&self, entries: &[(StreamId, u64)]) -> anyhow::Result<Vec<Outcome>> {
+        let mut outcomes = Vec::with_capacity(entries.len());
+        let mut handled: Vec<(&str, Outcome)> = Vec::new();
         let mut tx = self.pool.begin().await?;
-        let fresh =
-            sqlx::query!("INSERT INTO inbox (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING", self.config.group, event_id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-                == 1;
-        let outcome = if fresh {
+        for (entry, deliveries) in entries {
+            let deliveries = *deliveries;
+            let bytes: Option<Vec<u8>> = entry.get("event");
+            let event = match bytes.as_deref().map(Event::decode) {
+                Some(Ok(event)) => event,
+                _ => {
+                    outcomes.push(self.dead_letter(entry, deliveries, "undecodable event").await?);
+                    continue;
+                }
+            };
+            if deliveries > self.config.max_deliveries {
+                outcomes.push(self.dead_letter(entry, deliveries, "too many failed deliveries").await?);
+                continue;
+            }
+            let Ok(event_id) = uuid::Uuid::parse_str(&event.id) else {
+                outcomes.push(self.dead_letter(entry, deliveries, "event id is not a uuid").await?);
+                continue;
+            };
+            let mut savepoint = sqlx::Connection::begin(&mut *tx).await?;
+            let fresh =
+                sqlx::query!("INSERT INTO inbox (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING", self.config.group, event_id)
+                    .execute(&mut *savepoint)
+                    .await?
+                    .rows_affected()
+                    == 1;
+            if !fresh {
+                savepoint.commit().await?;
+                handled.push((entry.id.as_str(), Outcome::Duplicate));
+                continue;
+            }
             let span = tracing::info_span!("event.consume", event_type = %event.r#type, event_id = %event.id, group = %self.config.group);
             if let Some(tc) = &event.trace_context {
                 let mut carrier = std::collections::HashMap::new();
@@ -184,20 +201,27 @@ impl Consumer {
                 let parent = opentelemetry::global::get_text_map_propagator(|p| p.extract(&carrier));
                 let _ = tracing_opentelemetry::OpenTelemetrySpanExt::set_parent(&span, parent);
             }
-            let result = tracing::Instrument::instrument(self.handler.handle(&mut tx, &event), span).await;
-            if let Err(err) = result {
-                tracing::warn!(error = format!("{err:#}"), event_id = %event.id, deliveries, "event handler failed; will retry");
-                tx.rollback().await?;
-                return Ok(Outcome::Failed);
+            let result = tracing::Instrument::instrument(self.handler.handle(&mut savepoint, &event), span).await;
+            match result {
+                Ok(()) => {
+                    savepoint.commit().await?;
+                    handled.push((entry.id.as_str(), Outcome::Handled));
+                }
+                Err(err) => {
+                    tracing::warn!(error = format!("{err:#}"), event_id = %event.id, deliveries, "event handler failed; will retry");
+                    savepoint.rollback().await?;
+                    outcomes.push(Outcome::Failed);
+                }
             }
-            Outcome::Handled
-        } else {
-            Outcome::Duplicate
-        };
+        }
         tx.commit().await?;
-        let mut redis = self.redis.clone();
-        let _: u64 = redis.xack(&self.config.stream, &self.config.group, &[&entry.id]).await?;
-        Ok(outcome)
+        if !handled.is_empty() {
+            let ids: Vec<&str> = handled.iter().map(|(id, _)| *id).collect();
+            let mut redis = self.redis.clone();
+            let _: u64 = redis.xack(&self.config.stream, &self.config.group, &ids).await?;
+        }
+        outcomes.extend(handled.into_iter().map(|(_, outcome)| outcome));
+        Ok(outcomes)
     }
 
     async fn dead_letter(&self, entry: &StreamId, deliveries: u64, reason: &str) -> anyhow::Result<Outcome> {

@@ -118,7 +118,7 @@ pub async fn run(n: Notifications, shutdown: CancellationToken) {
         tokio::select! {
             () = shutdown.cancelled() => return,
             () = n.wake.notified() => {}
-            () = tokio::time::sleep(Duration::from_millis(250)) => {}
+            () = tokio::time::sleep(Duration::from_millis(100)) => {}
         }
     }
 }
