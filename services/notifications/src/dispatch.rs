@@ -191,13 +191,20 @@ pub async fn round(n: &Notifications) -> anyhow::Result<usize> {
 
     let permits = Arc::new(Semaphore::new(n.settings.concurrency));
     let mut tasks = tokio::task::JoinSet::new();
+    let mut copies = Vec::new();
+    let mut steps = Vec::with_capacity(count);
     for m in claimed {
         let contact = applicant_of(&m.recipient).and_then(|_| contacts.get(&m.recipient));
         let prefs = applicant_of(&m.recipient).and_then(|id| preferences.get(&id)).cloned().unwrap_or_default();
         let (step, inbox) = route(n, &m, contact, &prefs, &templates, &clocks, &opted_out);
         if let Some(copy) = inbox {
-            write_inbox(n, &m, copy).await?;
+            copies.push((m.id, m.message_type.clone(), copy));
         }
+        steps.push((m, step));
+    }
+    // The inbox copies before any send: a person never gets an SMS without its inbox copy.
+    write_inboxes(n, copies).await?;
+    for (m, step) in steps {
         let n = n.clone();
         let permits = Arc::clone(&permits);
         tasks.spawn(async move {
@@ -205,10 +212,56 @@ pub async fn round(n: &Notifications) -> anyhow::Result<usize> {
             finish(&n, &m, step).await
         });
     }
+    let mut sent = Vec::new();
     while let Some(done) = tasks.join_next().await {
-        done??;
+        sent.extend(done??);
     }
+    record_sent(n, &sent).await?;
     Ok(count)
+}
+
+/// A message a provider accepted, to record with the round's others.
+struct Sent {
+    id: Uuid,
+    channel: Channel,
+    locale: String,
+    version: i32,
+    reference: String,
+    segments: i32,
+    address_hash: Option<Vec<u8>>,
+}
+
+/// Records the round's accepted messages in one statement.
+async fn record_sent(n: &Notifications, sent: &[Sent]) -> anyhow::Result<()> {
+    if sent.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = sent.iter().map(|s| s.id).collect();
+    let channels: Vec<&str> = sent.iter().map(|s| s.channel.code()).collect();
+    let locales: Vec<&str> = sent.iter().map(|s| s.locale.as_str()).collect();
+    let versions: Vec<i32> = sent.iter().map(|s| s.version).collect();
+    let references: Vec<&str> = sent.iter().map(|s| s.reference.as_str()).collect();
+    let segments: Vec<i32> = sent.iter().map(|s| s.segments).collect();
+    // Email has no number hash: an empty array element stands for NULL.
+    let hashes: Vec<Vec<u8>> = sent.iter().map(|s| s.address_hash.clone().unwrap_or_default()).collect();
+    sqlx::query(
+        "UPDATE messages m SET state = 'sent', channel = s.channel, locale = s.locale, template_version = s.version, \
+         provider_reference = s.reference, segments = s.segments, address_hash = nullif(s.hash, ''::bytea), sent_at = now(), \
+         lease_until = NULL, last_error = '', sealed = NULL, sealed_key = NULL \
+         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::text[], $6::int[], $7::bytea[]) \
+              AS s(id, channel, locale, version, reference, segments, hash) \
+         WHERE m.id = s.id",
+    )
+    .bind(&ids)
+    .bind(&channels)
+    .bind(&locales)
+    .bind(&versions)
+    .bind(&references)
+    .bind(&segments)
+    .bind(&hashes)
+    .execute(&n.pool)
+    .await?;
+    Ok(())
 }
 
 fn applicant_of(recipient: &str) -> Option<Uuid> {
@@ -463,19 +516,32 @@ fn route(
     (Step::Skip(format!("no usable channel ({})", tried.join("; "))), inbox)
 }
 
-async fn write_inbox(n: &Notifications, m: &Claimed, copy: InboxCopy) -> anyhow::Result<()> {
+/// Writes the round's inbox copies in one statement (a copy already there is kept).
+async fn write_inboxes(n: &Notifications, copies: Vec<(Uuid, String, InboxCopy)>) -> anyhow::Result<()> {
+    if copies.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = copies.iter().map(|_| Uuid::now_v7()).collect();
+    let messages: Vec<Uuid> = copies.iter().map(|(m, _, _)| *m).collect();
+    let applicants: Vec<Uuid> = copies.iter().map(|(_, _, c)| c.applicant).collect();
+    let accounts: Vec<&str> = copies.iter().map(|(_, _, c)| c.account.as_str()).collect();
+    let types: Vec<&str> = copies.iter().map(|(_, t, _)| t.as_str()).collect();
+    let locales: Vec<&str> = copies.iter().map(|(_, _, c)| c.locale.as_str()).collect();
+    let titles: Vec<&str> = copies.iter().map(|(_, _, c)| c.title.as_str()).collect();
+    let bodies: Vec<&str> = copies.iter().map(|(_, _, c)| c.body.as_str()).collect();
     sqlx::query(
         "INSERT INTO inbox_items (id, message_id, applicant_id, account, message_type, locale, title, body) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (message_id) DO NOTHING",
+         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[]) \
+         ON CONFLICT (message_id) DO NOTHING",
     )
-    .bind(Uuid::now_v7())
-    .bind(m.id)
-    .bind(copy.applicant)
-    .bind(&copy.account)
-    .bind(&m.message_type)
-    .bind(&copy.locale)
-    .bind(&copy.title)
-    .bind(&copy.body)
+    .bind(&ids)
+    .bind(&messages)
+    .bind(&applicants)
+    .bind(&accounts)
+    .bind(&types)
+    .bind(&locales)
+    .bind(&titles)
+    .bind(&bodies)
     .execute(&n.pool)
     .await?;
     Ok(())
@@ -507,9 +573,10 @@ async fn later(n: &Notifications, m: &Claimed, why: &str) -> anyhow::Result<()> 
     Ok(())
 }
 
-async fn finish(n: &Notifications, m: &Claimed, step: Step) -> anyhow::Result<()> {
+/// Carries out `step`; a message the provider accepted is returned to be recorded with the round's.
+async fn finish(n: &Notifications, m: &Claimed, step: Step) -> anyhow::Result<Option<Sent>> {
     match step {
-        Step::Later(why) => later(n, m, &why).await,
+        Step::Later(why) => later(n, m, &why).await.map(|()| None),
         Step::Skip(why) => {
             tracing::warn!(message = %m.id, recipient = %m.recipient, message_type = %m.message_type, reason = %why, "message not sent");
             sqlx::query(
@@ -520,7 +587,7 @@ async fn finish(n: &Notifications, m: &Claimed, step: Step) -> anyhow::Result<()
             .bind(&why)
             .execute(&n.pool)
             .await?;
-            Ok(())
+            Ok(None)
         }
         Step::Hold { channel, until } => {
             sqlx::query(
@@ -532,31 +599,17 @@ async fn finish(n: &Notifications, m: &Claimed, step: Step) -> anyhow::Result<()
             .bind(until)
             .execute(&n.pool)
             .await?;
-            Ok(())
+            Ok(None)
         }
         Step::Send { outgoing, channel, version, segments, address_hash } => {
             let Some((adapter, pace)) = n.adapters.get(channel) else {
-                return later(n, m, &format!("no provider configured for {}", channel.code())).await;
+                return later(n, m, &format!("no provider configured for {}", channel.code())).await.map(|()| None);
             };
             pace.acquire().await;
             let delivery = adapter.send(&outgoing).await;
             match delivery {
                 Delivery::Accepted(reference) => {
-                    sqlx::query(
-                        "UPDATE messages SET state = 'sent', channel = $2, locale = $3, template_version = $4, provider_reference = $5, \
-                         segments = $6, address_hash = $7, sent_at = now(), lease_until = NULL, last_error = '', sealed = NULL, sealed_key = NULL \
-                         WHERE id = $1",
-                    )
-                    .bind(m.id)
-                    .bind(channel.code())
-                    .bind(&outgoing.locale)
-                    .bind(version)
-                    .bind(&reference)
-                    .bind(segments)
-                    .bind(address_hash)
-                    .execute(&n.pool)
-                    .await?;
-                    Ok(())
+                    Ok(Some(Sent { id: m.id, channel, locale: outgoing.locale, version, reference, segments, address_hash }))
                 }
                 Delivery::Retry(why) => {
                     sqlx::query("UPDATE messages SET channel = $2, locale = $3, template_version = $4 WHERE id = $1")
@@ -566,7 +619,7 @@ async fn finish(n: &Notifications, m: &Claimed, step: Step) -> anyhow::Result<()
                         .bind(version)
                         .execute(&n.pool)
                         .await?;
-                    later(n, m, &why).await
+                    later(n, m, &why).await.map(|()| None)
                 }
                 Delivery::Rejected(why) => {
                     tracing::warn!(message = %m.id, reason = %why, "provider refused the message");
@@ -581,7 +634,7 @@ async fn finish(n: &Notifications, m: &Claimed, step: Step) -> anyhow::Result<()
                     .bind(&why)
                     .execute(&n.pool)
                     .await?;
-                    Ok(())
+                    Ok(None)
                 }
             }
         }
