@@ -95,9 +95,14 @@ async fn seed_loads_reference_data_once_and_shows_the_admin_password_once() {
     assert_eq!(count("SELECT count(*) FROM grants.budget_lines").await, 8);
     assert_eq!(count("SELECT sum(allocated_minor)::bigint FROM grants.budget_lines").await, 200_000_000, "2,000,000 EUR allocated");
     assert_eq!(count("SELECT count(*) FROM grants.postings").await, 9, "the funding and eight allocations, once");
-    assert_eq!(count("SELECT count(*) FROM notifications.templates").await, 105, "every message type in fr, ar, en (SMS, email; WhatsApp for five), once");
     assert_eq!(
-        count("SELECT count(DISTINCT message_type) FROM notifications.templates WHERE channel = 'sms' AND locale IN ('fr', 'ar', 'en')").await,
+        count("SELECT count(*) FROM notifications.templates").await,
+        105,
+        "every message type in fr, ar, en (SMS, email; WhatsApp for five), once"
+    );
+    assert_eq!(
+        count("SELECT count(DISTINCT message_type) FROM notifications.templates WHERE channel = 'sms' AND locale IN ('fr', 'ar', 'en')")
+            .await,
         15
     );
     assert_eq!(count("SELECT count(*) FROM identity.organizations").await, 5);

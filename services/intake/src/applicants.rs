@@ -605,7 +605,9 @@ impl Intake {
             });
         }
         let names: Vec<&str> = contacts.iter().filter(|c| c.found).map(|c| c.applicant.as_str()).collect();
-        actor.record(&mut tx, "intake.BatchGetApplicantContacts", "applicants".to_string(), serde_json::json!({ "applicants": names })).await?;
+        actor
+            .record(&mut tx, "intake.BatchGetApplicantContacts", "applicants".to_string(), serde_json::json!({ "applicants": names }))
+            .await?;
         tx.commit().await?;
         Ok(contacts)
     }

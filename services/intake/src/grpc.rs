@@ -11,18 +11,18 @@ use work4life_platform::{
 };
 use work4life_proto::intake::{
     AddMemberRequest, AddMemberResponse, Applicant, ApplicantView, Application, AssignReviewerRequest, AssignReviewerResponse,
-    BatchGetApplicantContactsRequest, BatchGetApplicantContactsResponse,
-    CheckEligibilityRequest, CheckEligibilityResponse, CloseCallRequest, CloseCallResponse, CreateApplicantRequest,
-    CreateApplicantResponse, CreateApplicationRequest, CreateApplicationResponse, CreateCallRequest, CreateCallResponse,
-    CreateProgramRequest, CreateProgramResponse, DecideApplicationRequest, DecideApplicationResponse, DeclareConflictRequest,
-    DeclareConflictResponse, ErasePersonalDataRequest, ErasePersonalDataResponse, ExportApplicantsRequest, ExportApplicantsResponse,
-    GetApplicantRequest, GetApplicantResponse, GetApplicationRequest, GetApplicationResponse, GetCallRequest, GetCallResponse,
-    GetProgramRequest, GetProgramResponse, ListApplicantsRequest, ListApplicantsResponse, ListApplicationsRequest,
-    ListApplicationsResponse, ListCallsRequest, ListCallsResponse, ListProgramsRequest, ListProgramsResponse, ListReviewsRequest,
-    ListReviewsResponse, MarkDuplicateRequest, MarkDuplicateResponse, RemoveMemberRequest, RemoveMemberResponse, ScoreApplicationRequest,
-    ScoreApplicationResponse, StartReviewRequest, StartReviewResponse, StartScreeningRequest, StartScreeningResponse,
-    SubmitApplicationRequest, SubmitApplicationResponse, UpdateApplicantRequest, UpdateApplicantResponse, UpdateApplicationRequest,
-    UpdateApplicationResponse, WithdrawApplicationRequest, WithdrawApplicationResponse, intake_service_server::IntakeService,
+    BatchGetApplicantContactsRequest, BatchGetApplicantContactsResponse, CheckEligibilityRequest, CheckEligibilityResponse,
+    CloseCallRequest, CloseCallResponse, CreateApplicantRequest, CreateApplicantResponse, CreateApplicationRequest,
+    CreateApplicationResponse, CreateCallRequest, CreateCallResponse, CreateProgramRequest, CreateProgramResponse,
+    DecideApplicationRequest, DecideApplicationResponse, DeclareConflictRequest, DeclareConflictResponse, ErasePersonalDataRequest,
+    ErasePersonalDataResponse, ExportApplicantsRequest, ExportApplicantsResponse, GetApplicantRequest, GetApplicantResponse,
+    GetApplicationRequest, GetApplicationResponse, GetCallRequest, GetCallResponse, GetProgramRequest, GetProgramResponse,
+    ListApplicantsRequest, ListApplicantsResponse, ListApplicationsRequest, ListApplicationsResponse, ListCallsRequest, ListCallsResponse,
+    ListProgramsRequest, ListProgramsResponse, ListReviewsRequest, ListReviewsResponse, MarkDuplicateRequest, MarkDuplicateResponse,
+    RemoveMemberRequest, RemoveMemberResponse, ScoreApplicationRequest, ScoreApplicationResponse, StartReviewRequest, StartReviewResponse,
+    StartScreeningRequest, StartScreeningResponse, SubmitApplicationRequest, SubmitApplicationResponse, UpdateApplicantRequest,
+    UpdateApplicantResponse, UpdateApplicationRequest, UpdateApplicationResponse, WithdrawApplicationRequest, WithdrawApplicationResponse,
+    intake_service_server::IntakeService,
 };
 
 use crate::{Intake, rules::Step};
