@@ -11,11 +11,11 @@ use prost::Message as _;
 use tonic::{Code, Status};
 use work4life_proto::{
     intake::{
-        AddMemberRequest, Applicant, Application, Call, CheckEligibilityRequest, CloseCallRequest, Consent, CreateApplicantRequest,
-        CreateApplicationRequest, CreateCallRequest, CreateProgramRequest, Criterion, CriterionScore, DecideApplicationRequest,
-        DeclareConflictRequest, ErasePersonalDataRequest, ExportApplicantsRequest, GetApplicantRequest, GetApplicationRequest,
-        GetCallRequest, GetProgramRequest, JobPlacement, ListApplicantsRequest, ListApplicationsRequest, ListCallsRequest,
-        ListProgramsRequest, ListReviewsRequest, MarkDuplicateRequest, Member, MemberRole, Program, RemoveMemberRequest,
+        AddMemberRequest, Applicant, Application, BatchGetApplicantContactsRequest, Call, CheckEligibilityRequest, CloseCallRequest,
+        Consent, CreateApplicantRequest, CreateApplicationRequest, CreateCallRequest, CreateProgramRequest, Criterion, CriterionScore,
+        DecideApplicationRequest, DeclareConflictRequest, ErasePersonalDataRequest, ExportApplicantsRequest, GetApplicantRequest,
+        GetApplicationRequest, GetCallRequest, GetProgramRequest, JobPlacement, ListApplicantsRequest, ListApplicationsRequest,
+        ListCallsRequest, ListProgramsRequest, ListReviewsRequest, MarkDuplicateRequest, Member, MemberRole, Program, RemoveMemberRequest,
         ScoreApplicationRequest, StartReviewRequest, StartScreeningRequest, SubmitApplicationRequest, UpdateApplicantRequest,
         UpdateApplicationRequest, Window, WithdrawApplicationRequest,
     },
@@ -284,6 +284,34 @@ async fn every_rpc_refuses_bad_input_by_field_and_writes_nothing() {
             "malformed name",
             c.get_applicant(bearer(GetApplicantRequest { name: "applicants/123".into(), view: 0 }, &admin)).await.map(drop),
             &["name"],
+        ),
+        (
+            "BatchGetApplicantContacts",
+            "no names",
+            c.batch_get_applicant_contacts(bearer(BatchGetApplicantContactsRequest { names: vec![] }, &admin)).await.map(drop),
+            &["names"],
+        ),
+        (
+            "BatchGetApplicantContacts",
+            "101 names",
+            c.batch_get_applicant_contacts(bearer(
+                BatchGetApplicantContactsRequest { names: (0..101).map(|_| format!("applicants/{}", uuid::Uuid::now_v7())).collect() },
+                &admin,
+            ))
+            .await
+            .map(drop),
+            &["names"],
+        ),
+        (
+            "BatchGetApplicantContacts",
+            "a malformed name",
+            c.batch_get_applicant_contacts(bearer(
+                BatchGetApplicantContactsRequest { names: vec![format!("applicants/{}", uuid::Uuid::now_v7()), "people/1".into()] },
+                &admin,
+            ))
+            .await
+            .map(drop),
+            &["names[1]"],
         ),
         (
             "ListApplicants",
