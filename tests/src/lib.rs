@@ -3,6 +3,8 @@
 //! [`Suite::all_in_one`] (one process, `--target=all`) and [`Suite::split`] (one process per
 //! service, peers addressed by `W4L_<SERVICE>_URL`). Each suite gets its own database.
 
+pub mod world;
+
 use std::{collections::HashMap, path::PathBuf, process::Stdio, time::Duration};
 
 use anyhow::Context as _;
@@ -98,6 +100,26 @@ pub async fn start_with(target: &str, listen: &str, env: &HashMap<String, String
     Ok(Process { target: target.into(), url: format!("http://{addr}"), child })
 }
 
+/// A new database name on the test server (`w4l_suite_<uuid>`; the binary creates it).
+pub fn fresh_database_url() -> String {
+    format!("{}/w4l_suite_{}", server_url(), uuid::Uuid::new_v4().simple())
+}
+
+/// Runs `work4life --target=all seed` on `database_url` with `extra` variables: migrations and
+/// the reference and demo data (program, calls, budget, offices, templates).
+pub async fn seed(database_url: &str, extra: &[(&str, String)]) -> anyhow::Result<String> {
+    let out = Command::new(binary()?)
+        .args(["--target=all", "seed"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(base_env(database_url))
+        .envs(extra.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .await?;
+    anyhow::ensure!(out.status.success(), "seed failed: {}", String::from_utf8_lossy(&out.stderr));
+    Ok(String::from_utf8_lossy(&out.stdout).to_string())
+}
+
 /// The suite in one of its two modes.
 pub struct Suite {
     /// The processes: one in all-in-one mode, five when split.
@@ -109,14 +131,22 @@ pub struct Suite {
 impl Suite {
     /// All five services in one process.
     pub async fn all_in_one() -> anyhow::Result<Self> {
-        let database_url = format!("{}/w4l_suite_{}", server_url(), uuid::Uuid::new_v4().simple());
-        let process = start("all", "127.0.0.1:0", &base_env(&database_url)).await?;
+        Self::all_in_one_on(fresh_database_url(), &[]).await
+    }
+
+    /// All five services in one process on `database_url`, with extra environment variables.
+    pub async fn all_in_one_on(database_url: String, extra: &[(&str, String)]) -> anyhow::Result<Self> {
+        let process = start_with("all", "127.0.0.1:0", &base_env(&database_url), extra).await?;
         Ok(Self { processes: vec![process], database_url })
     }
 
     /// Five processes, one per service, each told where the others are.
     pub async fn split() -> anyhow::Result<Self> {
-        let database_url = format!("{}/w4l_suite_{}", server_url(), uuid::Uuid::new_v4().simple());
+        Self::split_on(fresh_database_url(), &[]).await
+    }
+
+    /// [`Suite::split`] on `database_url`, with extra environment variables for every process.
+    pub async fn split_on(database_url: String, extra: &[(&str, String)]) -> anyhow::Result<Self> {
         let mut ports = Vec::new();
         for _ in SERVICES {
             // Reserve distinct free ports; each is released just before its process binds it.
@@ -130,7 +160,7 @@ impl Suite {
         let mut processes = Vec::new();
         for (service, (port, listener)) in SERVICES.iter().zip(ports) {
             drop(listener);
-            processes.push(start(service, &format!("127.0.0.1:{port}"), &env).await?);
+            processes.push(start_with(service, &format!("127.0.0.1:{port}"), &env, extra).await?);
         }
         Ok(Self { processes, database_url })
     }
