@@ -276,10 +276,33 @@ where
                     status.into_http()
                 }
             };
-            Ok(finish(&shared, &method, started, &request_id, caller_chose_id, response))
+            Ok(finish(&shared, &method, started, &request_id, caller_chose_id, undecodable_is_invalid(response)))
         };
         Box::pin(fut.instrument(span))
     }
+}
+
+/// tonic answers a request it cannot decode (bytes that are not the method's message, a string
+/// that is not UTF-8) with INTERNAL "failed to decode Protobuf message": the caller's fault, not
+/// ours. It becomes INVALID_ARGUMENT naming the field prost names (`applicant.phone`), or
+/// `request` when the bytes are not a message at all.
+fn undecodable_is_invalid(response: Response<tonic::body::Body>) -> Response<tonic::body::Body> {
+    if response.headers().get("grpc-status").is_none_or(|v| v.as_bytes() != b"13") {
+        return response;
+    }
+    let Some(status) = Status::from_header_map(response.headers()) else { return response };
+    let Some(detail) = status.message().strip_prefix("failed to decode Protobuf message") else { return response };
+    let detail = detail.trim_start_matches(':').trim();
+    // prost writes the path as `Outer.field: Inner.field: what went wrong`.
+    let parts: Vec<&str> = detail.split(": ").collect();
+    let path: Vec<&str> = parts
+        .iter()
+        .map_while(|part| part.split_once('.').filter(|(message, _)| !message.is_empty() && !part.contains(' ')).map(|(_, field)| field))
+        .collect();
+    let what = parts[path.len()..].join(": ");
+    let field = if path.is_empty() { "request".to_string() } else { path.join(".") };
+    let status: Status = ServiceError::invalid(field, format!("cannot be decoded: {what}")).into();
+    status.into_http()
 }
 
 /// Stage 6: metrics, and the request id returned to the caller: always with an error (that is
@@ -344,6 +367,28 @@ pub fn grpc_timeout(headers: &http::HeaderMap) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_undecodable_request_is_invalid_argument_naming_the_field() {
+        let decoded = |message: &str| {
+            let response = undecodable_is_invalid(Status::internal(message).into_http());
+            let status = Status::from_header_map(response.headers()).expect("a status");
+            let details = tonic_types::StatusExt::get_error_details(&status);
+            let fields: Vec<String> =
+                details.bad_request().map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect()).unwrap_or_default();
+            (status.code(), fields, status)
+        };
+        let (code, fields, status) = decoded(
+            "failed to decode Protobuf message: CreateApplicantRequest.applicant: Applicant.phone: invalid string value: data is not UTF-8 encoded",
+        );
+        assert_eq!((code, fields), (Code::InvalidArgument, vec!["applicant.phone".to_string()]));
+        let details = tonic_types::StatusExt::get_error_details(&status);
+        let description = &details.bad_request().expect("bad request").field_violations[0].description;
+        assert!(description.contains("invalid string value: data is not UTF-8 encoded"), "{description}");
+        assert_eq!(decoded("failed to decode Protobuf message: invalid wire type value: 6").1, ["request"]);
+        let (code, fields, _) = decoded("the database went away");
+        assert_eq!((code, fields.len()), (Code::Internal, 0), "other INTERNALs stay what they are");
+    }
 
     #[test]
     fn grpc_timeout_units() {
