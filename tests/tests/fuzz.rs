@@ -221,3 +221,83 @@ async fn no_rpc_answers_internal_or_panics_on_malformed_requests() {
     world.stop().await.expect("clean stop");
     assert!(failures.is_empty(), "{} of {tried} requests answered INTERNAL/UNKNOWN:\n{}", failures.len(), failures.join("\n"));
 }
+
+/// One raw HTTP/2 gRPC request with `body` as its bytes (frame headers included) and
+/// `content_type`; returns the `grpc-status` from the headers or trailers.
+async fn raw_call(addr: &str, path: &str, token: &str, content_type: &str, body: Vec<u8>) -> (Option<i32>, String) {
+    use http_body_util::BodyExt as _;
+    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let (mut sender, connection) =
+        hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), hyper_util::rt::TokioIo::new(stream))
+            .await
+            .expect("h2");
+    tokio::spawn(connection);
+    let request = http::Request::post(format!("http://{addr}{path}"))
+        .header("content-type", content_type)
+        .header("te", "trailers")
+        .header("authorization", format!("Bearer {token}"))
+        .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+        .expect("request");
+    let response = sender.send_request(request).await.expect("an HTTP answer");
+    let read = |h: &http::HeaderMap| {
+        let code = h.get("grpc-status").and_then(|v| v.to_str().ok()?.parse().ok());
+        (code, h.get("grpc-message").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string())
+    };
+    let from_headers = read(response.headers());
+    if from_headers.0.is_some() {
+        return from_headers;
+    }
+    match response.into_body().collect().await.ok().and_then(|c| c.trailers().cloned()) {
+        Some(trailers) => read(&trailers),
+        None => (None, String::new()),
+    }
+}
+
+fn frame(flag: u8, declared: u32, payload: &[u8]) -> Vec<u8> {
+    let mut out = vec![flag];
+    out.extend_from_slice(&declared.to_be_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+#[tokio::test]
+async fn malformed_grpc_frames_are_refused_without_internal() {
+    let world = World::start(Mode::AllInOne).await.expect("world");
+    let (_, admin) = world.token("admin", None, &[]);
+    let addr = world.suite.url_of("intake").trim_start_matches("http://").to_string();
+    let path = "/work4life.intake.v1.IntakeService/GetApplicant";
+    let valid =
+        work4life_proto::intake::GetApplicantRequest { name: format!("applicants/{}", uuid::Uuid::now_v7()), view: 0 }.encode_to_vec();
+    let cases: Vec<(&str, &str, Vec<u8>)> = vec![
+        ("a well-formed request (control)", "application/grpc", frame(0, valid.len() as u32, &valid)),
+        ("no frame at all", "application/grpc", vec![]),
+        ("a frame header cut short", "application/grpc", vec![0, 0, 0]),
+        ("a length beyond the body", "application/grpc", frame(0, 1_000, &valid)),
+        ("a 4 GiB length", "application/grpc", frame(0, u32::MAX, &valid)),
+        ("compressed without grpc-encoding", "application/grpc", frame(1, valid.len() as u32, &valid)),
+        ("an unknown compression flag", "application/grpc", frame(7, valid.len() as u32, &valid)),
+        (
+            "two messages in a unary call",
+            "application/grpc",
+            [frame(0, valid.len() as u32, &valid), frame(0, valid.len() as u32, &valid)].concat(),
+        ),
+        ("garbage inside a good frame", "application/grpc", frame(0, 4, &[0xff, 0xff, 0xff, 0xff])),
+        ("not gRPC at all", "application/json", b"{\"name\":\"applicants/1\"}".to_vec()),
+    ];
+    let mut answers = Vec::new();
+    for (what, content_type, body) in cases {
+        let (code, message) = raw_call(&addr, path, &admin, content_type, body).await;
+        answers.push((what, code, message));
+    }
+    println!("frames: {answers:?}");
+    assert_eq!(answers[0].1, Some(Code::NotFound as i32), "the control request reaches the handler");
+    for (what, code, message) in &answers[1..] {
+        assert!(
+            !matches!(code.map(Code::from_i32), Some(Code::Internal | Code::Unknown | Code::Ok)),
+            "{what}: answered {code:?} {message}"
+        );
+    }
+    let mut health = tonic_health::pb::health_client::HealthClient::new(world.channel("intake"));
+    health.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await.expect("still serving");
+    world.stop().await.expect("clean stop");
+}

@@ -282,15 +282,24 @@ where
     }
 }
 
+/// What tonic says, with INTERNAL, of a request it could not read: a malformed gRPC frame
+/// (missing, cut short, a compression flag it was not told about) or bytes that are not the
+/// method's message.
+const UNREADABLE_REQUEST: &[&str] = &["Missing request message", "Unexpected EOF decoding stream", "protocol error: received message with"];
+
 /// tonic answers a request it cannot decode (bytes that are not the method's message, a string
-/// that is not UTF-8) with INTERNAL "failed to decode Protobuf message": the caller's fault, not
-/// ours. It becomes INVALID_ARGUMENT naming the field prost names (`applicant.phone`), or
-/// `request` when the bytes are not a message at all.
+/// that is not UTF-8, a broken frame) with INTERNAL: the caller's fault, not ours. It becomes
+/// INVALID_ARGUMENT naming the field prost names (`applicant.phone`), or `request` when the bytes
+/// are not a message at all.
 fn undecodable_is_invalid(response: Response<tonic::body::Body>) -> Response<tonic::body::Body> {
     if response.headers().get("grpc-status").is_none_or(|v| v.as_bytes() != b"13") {
         return response;
     }
     let Some(status) = Status::from_header_map(response.headers()) else { return response };
+    if UNREADABLE_REQUEST.iter().any(|p| status.message().starts_with(p)) {
+        let status: Status = ServiceError::invalid("request", format!("is not a readable gRPC request: {}", status.message())).into();
+        return status.into_http();
+    }
     let Some(detail) = status.message().strip_prefix("failed to decode Protobuf message") else { return response };
     let detail = detail.trim_start_matches(':').trim();
     // prost writes the path as `Outer.field: Inner.field: what went wrong`.
@@ -386,6 +395,7 @@ mod tests {
         let description = &details.bad_request().expect("bad request").field_violations[0].description;
         assert!(description.contains("invalid string value: data is not UTF-8 encoded"), "{description}");
         assert_eq!(decoded("failed to decode Protobuf message: invalid wire type value: 6").1, ["request"]);
+        assert_eq!(decoded("Unexpected EOF decoding stream.").0, Code::InvalidArgument);
         let (code, fields, _) = decoded("the database went away");
         assert_eq!((code, fields.len()), (Code::Internal, 0), "other INTERNALs stay what they are");
     }
