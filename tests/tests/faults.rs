@@ -1,0 +1,150 @@
+//! Faults (issue #9): Redis stopped for 10 s in the middle of a stream of submissions — every
+//! notification is delivered once afterwards. Submissions go through the real binary, split into
+//! five processes; Redis is the world's own redis-server, stopped (SHUTDOWN, with its append-only
+//! file) and started again on the same port. `W4L_FAULT_SUBMISSIONS` sets how many (default 120;
+//! docs/reliability.md quotes a run of 1,000).
+
+use std::{collections::HashMap, time::Duration};
+
+use work4life_proto::intake::{
+    Applicant, Application, Consent, CreateApplicantRequest, CreateApplicationRequest, DocumentType, Gender, IdentityDocument,
+    ListCallsRequest, Member, MemberRole, SubmitApplicationRequest, Window, intake_service_client::IntakeServiceClient,
+};
+use work4life_testkit::bearer;
+use work4life_tests::world::{Mode, World};
+
+fn person(i: usize, phone: &str) -> Applicant {
+    Applicant {
+        given_name: "Awa".into(),
+        family_name: format!("Fault{i:05}"),
+        birth_date: format!("199{}-0{}-1{}", i % 10, 1 + i % 9, i % 10),
+        gender: Gender::Female as i32,
+        nationality: "CI".into(),
+        languages: vec![["fr", "ar", "en"][i % 3].into()],
+        zone: "rabat_sale".into(),
+        phone: phone.into(),
+        identity_document: Some(IdentityDocument {
+            r#type: DocumentType::Passport as i32,
+            number: format!("F{}", &phone[4..]),
+            number_hint: String::new(),
+            issuing_country: "CI".into(),
+        }),
+        consent: Some(Consent {
+            purpose: "program_participation".into(),
+            text_version: "2026-01".into(),
+            give_time: None,
+            recorded_by: String::new(),
+        }),
+        ..Applicant::default()
+    }
+}
+
+#[tokio::test]
+async fn redis_stopped_for_ten_seconds_during_submissions_loses_and_repeats_no_message() {
+    let n: usize = std::env::var("W4L_FAULT_SUBMISSIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(120);
+    let world = World::start(Mode::Split).await.expect("world");
+    let (_, officer) = world.token("officer", Some(uuid::Uuid::now_v7()), &["rabat_sale"]);
+    let mut intake = IntakeServiceClient::new(world.channel("intake"));
+    let call = intake
+        .list_calls(bearer(
+            ListCallsRequest { window: Window::IndividualStartup as i32, zone: "rabat_sale".into(), ..Default::default() },
+            &officer,
+        ))
+        .await
+        .expect("calls")
+        .into_inner()
+        .calls
+        .into_iter()
+        .next()
+        .expect("an open individual start-up call");
+    let base = u64::from_le_bytes(uuid::Uuid::new_v4().as_bytes()[..8].try_into().expect("8 bytes")) % 90_000_000;
+    let mut phones = HashMap::new();
+    let started = std::time::Instant::now();
+    let mut outage: Option<tokio::task::JoinHandle<()>> = None;
+    for i in 0..n {
+        if i == n / 5 {
+            // Redis goes away for 10 s while the submissions keep coming.
+            world.redis.stop().await;
+            let started = tokio::time::Instant::now();
+            outage = Some(tokio::spawn(async move { tokio::time::sleep_until(started + Duration::from_secs(10)).await }));
+        }
+        if let Some(o) = &outage
+            && o.is_finished()
+        {
+            world.redis.restart().await;
+            outage = None;
+        }
+        let phone = format!("+2126{:08}", base + i as u64);
+        let applicant = intake
+            .create_applicant(bearer(
+                CreateApplicantRequest { applicant: Some(person(i, &phone)), request_id: uuid::Uuid::new_v4().to_string() },
+                &officer,
+            ))
+            .await
+            .unwrap_or_else(|e| panic!("submission {i}: registration refused: {e:?}"))
+            .into_inner()
+            .applicant
+            .expect("applicant")
+            .name;
+        let draft = intake
+            .create_application(bearer(
+                CreateApplicationRequest {
+                    application: Some(Application {
+                        call: call.name.clone(),
+                        zone: "rabat_sale".into(),
+                        title: format!("Épicerie {i}"),
+                        summary: "A neighbourhood grocery".into(),
+                        members: vec![Member {
+                            applicant: applicant.clone(),
+                            role: MemberRole::Representative as i32,
+                            display_name: String::new(),
+                        }],
+                        provided_documents: vec!["business_plan".into()],
+                        ..Application::default()
+                    }),
+                    request_id: uuid::Uuid::new_v4().to_string(),
+                },
+                &officer,
+            ))
+            .await
+            .unwrap_or_else(|e| panic!("submission {i}: draft refused: {e:?}"))
+            .into_inner()
+            .application
+            .expect("draft");
+        intake
+            .submit_application(bearer(SubmitApplicationRequest { name: draft.name, etag: String::new() }, &officer))
+            .await
+            .unwrap_or_else(|e| panic!("submission {i}: submit refused: {e:?}"));
+        phones.insert(phone, applicant);
+    }
+    if outage.take().is_some() {
+        // Fewer submissions than the outage lasted: wait it out, then bring Redis back.
+        tokio::time::sleep(Duration::from_secs(10).saturating_sub(started.elapsed())).await;
+        world.redis.restart().await;
+    }
+    let submitting = started.elapsed();
+    // Each person: a welcome and a submission receipt, each exactly once.
+    let sent = world.sms.wait_accepted(2 * n, Duration::from_secs(300)).await;
+    let caught_up = started.elapsed();
+    let mut per_phone: HashMap<&str, usize> = HashMap::new();
+    for request in &sent {
+        *per_phone.entry(request.body["to"].as_str().unwrap_or_default()).or_default() += 1;
+    }
+    assert_eq!(per_phone.len(), n, "every person heard");
+    assert!(per_phone.values().all(|&count| count == 2), "two messages each, once: {:?}", per_phone.values().filter(|&&c| c != 2).count());
+    assert_eq!(world.sms.distinct_accepted_keys(), 2 * n, "no message sent twice");
+    let notifications = world.pool("notifications").await.expect("pool");
+    let (submitted, not_sent): (i64, i64) =
+        sqlx::query_as("SELECT count(*) FILTER (WHERE message_type = 'intake.application.submitted'), count(*) FILTER (WHERE state <> 'sent') FROM messages")
+            .fetch_one(&notifications)
+            .await
+            .expect("messages");
+    assert_eq!((submitted, not_sent), (n as i64, 0));
+    println!(
+        "faults: {n} submissions in {:.1} s with Redis down 10 s; all {} messages delivered once {:.1} s after the start",
+        submitting.as_secs_f64(),
+        2 * n,
+        caught_up.as_secs_f64()
+    );
+    world.stop().await.expect("clean stop");
+}
