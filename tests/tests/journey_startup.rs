@@ -7,7 +7,7 @@
 //! is requested, approved by a second person, exported and confirmed paid; and each member hears
 //! of every step once, in their language, by SMS.
 
-use std::{collections::BTreeMap, time::Duration};
+use std::time::Duration;
 
 use tonic::{Code, transport::Channel};
 use uuid::Uuid;
@@ -36,6 +36,8 @@ use work4life_tests::world::{Mode, World};
 
 /// How long a step waits for events to cross services.
 const CROSSING: Duration = Duration::from_secs(60);
+/// How far ahead the coaching session is scheduled, in seconds.
+const SESSION_LEAD: i64 = 8;
 /// The milestone that releases the first tranche (services/coaching/src/plans.rs).
 const BUSINESS_PLAN: &str = "business_plan_validated";
 /// Every message a member hears of, one per step of the journey.
@@ -108,11 +110,11 @@ fn tranche(amount_minor: i64, condition: Condition) -> Tranche {
     Tranche { amount: Some(eur(amount_minor)), condition: Some(ReleaseCondition { condition: Some(condition) }), ..Tranche::default() }
 }
 
-/// A remote session of `engagement` that started `ago` seconds ago and lasted `minutes`.
-fn past_session(engagement: &str, ago: i64, minutes: i64, topic: &str) -> Session {
+/// A remote session of `engagement` starting `in_seconds` from now, lasting `minutes`.
+fn session_in(engagement: &str, in_seconds: i64, minutes: i64, topic: &str) -> Session {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() as i64;
     let mut start = Session::default().start_time.unwrap_or_default();
-    start.seconds = now - ago;
+    start.seconds = now + in_seconds;
     let mut end = start;
     end.seconds += minutes * 60;
     Session {
@@ -127,6 +129,53 @@ fn past_session(engagement: &str, ago: i64, minutes: i64, topic: &str) -> Sessio
 
 fn has_arabic(text: &str) -> bool {
     text.chars().any(|c| ('\u{0600}'..='\u{06FF}').contains(&c))
+}
+
+/// Per step, a phrase found in that step's seed SMS template (services/notifications/src/
+/// seed_templates.rs) and in no other step's, in French, English and Arabic.
+const PHRASES: [[&str; 3]; 8] = [
+    ["inscription", "registered", "تسجيلكم"],
+    ["déposée", "submitted", "إيداع"],
+    ["Bonne nouvelle", "Good news", "تهانينا"],
+    ["accorde", "awarded", "منحكم"],
+    ["séance", "coaching session", "جلسة"],
+    ["Bravo", "Well done", "أحسنتم"],
+    ["la tranche", "of your WORK4LIFE grant", "الدفعة"],
+    ["vous a versé", "has paid", "حولنا"],
+];
+
+/// The step an SMS in `locale` tells of, by its template's phrase (panics if none or several match).
+fn step_of(text: &str, locale: &str) -> &'static str {
+    let column = match locale {
+        "fr" => 0,
+        "en" => 1,
+        "ar" => 2,
+        other => panic!("no phrases for {other}"),
+    };
+    let matched: Vec<&str> = STEPS.iter().zip(PHRASES).filter(|(_, p)| text.contains(p[column])).map(|(s, _)| *s).collect();
+    assert_eq!(matched.len(), 1, "one step's words in a {locale} SMS: {text}");
+    matched[0]
+}
+
+/// The SMS the provider accepted for `phone`, one per message (idempotency key), oldest first.
+fn sms_to(world: &World, phone: &str) -> Vec<String> {
+    let mut seen = std::collections::BTreeSet::new();
+    world
+        .sms
+        .accepted()
+        .into_iter()
+        .filter(|r| r.body["to"] == phone)
+        .filter(|r| seen.insert(r.headers.get("idempotency-key").cloned().unwrap_or_default()))
+        .map(|r| r.body["text"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// Waits until every member's phone got the SMS of `step`, in the member's first language.
+async fn told(world: &World, phones: &[String], step: &str) {
+    eventually(&format!("every member told of {step}"), CROSSING, || async {
+        phones.iter().zip(&MEMBERS).all(|(phone, p)| sms_to(world, phone).iter().any(|t| step_of(t, p.languages[0]) == step)).then_some(())
+    })
+    .await;
 }
 
 async fn the_collective_startup(mode: Mode) {
@@ -170,6 +219,7 @@ async fn the_collective_startup(mode: Mode) {
     }
     let distinct: std::collections::BTreeSet<_> = phones.iter().collect();
     assert_eq!(distinct.len(), 4, "four distinct phones");
+    told(&world, &phones, STEPS[0]).await;
 
     // 2. They apply as a collective to the open collective start-up call.
     let calls = intake
@@ -233,6 +283,7 @@ async fn the_collective_startup(mode: Mode) {
         .expect("application");
     assert_eq!(submitted.state, ApplicationState::Submitted as i32);
     assert!(submitted.submit_time.is_some());
+    told(&world, &phones, STEPS[1]).await;
 
     // 3. Review: the manager screens, starts the review, assigns two reviewers; one declares a
     // conflict (and then may not score), the other scores; the manager accepts.
@@ -318,6 +369,7 @@ async fn the_collective_startup(mode: Mode) {
     assert_eq!(decision.outcome, Outcome::Accepted as i32);
     assert_eq!(decision.review_count, 1, "the conflicted review is left out");
     assert!((decision.average_score - 80.0).abs() < 1e-6, "{}", decision.average_score);
+    told(&world, &phones, STEPS[2]).await;
 
     // A coach of a Tanger office, recorded before the award so that coaching suggests them.
     let (coach_subject, coach_jwt) = world.token("coach", None, &[]);
@@ -412,9 +464,11 @@ async fn the_collective_startup(mode: Mode) {
         .into_inner();
     let committed_after = line_after.line.and_then(|l| l.figures).and_then(|f| f.committed).map_or(0, |m| m.amount_minor);
     assert_eq!(committed_after - committed_before, 4_500_000, "the line commits the award's amount");
+    told(&world, &phones, STEPS[3]).await;
 
     // 5. Coaching opens the engagement from grants.award.created; the coach runs a session (held:
-    // scheduled after the fact, attendance recorded) and completes and verifies the milestone.
+    // scheduled shortly ahead, attendance recorded once it started) and completes and verifies the
+    // milestone.
     let engagement = eventually("coaching opens the award's engagement", CROSSING, || {
         let mut coaching = coaching.clone();
         let (admin, award) = (admin.clone(), award.name.clone());
@@ -439,6 +493,9 @@ async fn the_collective_startup(mode: Mode) {
     assert_eq!(engagement.application, application);
     assert_eq!(engagement.coach, coach.name, "the Tanger coach is suggested");
     assert_eq!(engagement.beneficiaries.len(), 4);
+    for language in ["ar", "fr", "en"] {
+        assert!(engagement.languages.iter().any(|l| l == language), "the team's languages reach coaching: {:?}", engagement.languages);
+    }
     assert!(engagement.milestones.iter().any(|m| m.code == BUSINESS_PLAN && m.state == MilestoneState::Pending as i32));
     let mine = coaching
         .list_engagements(bearer(ListEngagementsRequest::default(), &coach_jwt))
@@ -448,12 +505,12 @@ async fn the_collective_startup(mode: Mode) {
         .engagements;
     assert_eq!(mine.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(), [engagement.name.as_str()]);
 
-    // A session can only be marked held once it has started: it is scheduled after the fact
-    // (it took place three hours ago, for ninety minutes, remotely).
+    // Attendance is recorded once a session has started: this one starts in a few seconds (remote,
+    // an hour long), so the members are told before it and it is held within the journey.
     let session = coaching
         .schedule_session(bearer(
             ScheduleSessionRequest {
-                session: Some(past_session(&engagement.name, 3 * 3600, 90, "Business plan: costs and first orders")),
+                session: Some(session_in(&engagement.name, SESSION_LEAD, 60, "Business plan: costs and first orders")),
                 request_id: rid(),
             },
             &coach_jwt,
@@ -465,20 +522,31 @@ async fn the_collective_startup(mode: Mode) {
         .expect("session");
     assert_eq!(session.state, SessionState::Scheduled as i32);
     assert_eq!(session.coach, coach.name);
-    let held = coaching
-        .record_attendance(bearer(
-            RecordAttendanceRequest {
-                name: session.name.clone(),
-                attendance: engagement.beneficiaries.iter().map(|b| Attendance { applicant: b.clone(), present: true }).collect(),
-                notes: "Costed the first order of school uniforms".into(),
-            },
-            &coach_jwt,
-        ))
-        .await
-        .expect("attendance")
-        .into_inner()
-        .session
-        .expect("session");
+    let attend = || {
+        let mut coaching = coaching.clone();
+        let (session, jwt) = (session.name.clone(), coach_jwt.clone());
+        let attendance = engagement.beneficiaries.iter().map(|b| Attendance { applicant: b.clone(), present: true }).collect();
+        async move {
+            coaching
+                .record_attendance(bearer(
+                    RecordAttendanceRequest { name: session, attendance, notes: "Costed the first order of school uniforms".into() },
+                    &jwt,
+                ))
+                .await
+                .map(|r| r.into_inner().session.expect("session"))
+        }
+    };
+    let early = attend().await.expect_err("not started yet");
+    assert_eq!((early.code(), reason(&early)), (Code::FailedPrecondition, "NOT_STARTED".to_string()), "{early:?}");
+    told(&world, &phones, STEPS[4]).await;
+    let held = eventually("the session starts and its attendance is recorded", CROSSING, || async {
+        match attend().await {
+            Ok(held) => Some(held),
+            Err(e) if reason(&e) == "NOT_STARTED" => None,
+            Err(e) => panic!("attendance refused: {e:?}"),
+        }
+    })
+    .await;
     assert_eq!(held.state, SessionState::Held as i32);
     assert_eq!(held.attendance.len(), 4);
     let milestone = format!("{}/milestones/{BUSINESS_PLAN}", engagement.name);
@@ -506,6 +574,7 @@ async fn the_collective_startup(mode: Mode) {
         .expect("milestone");
     assert_eq!(verified.state, MilestoneState::Verified as i32);
     assert!(verified.verify_time.is_some());
+    told(&world, &phones, STEPS[5]).await;
     let hours = coaching
         .get_engagement(bearer(co::GetEngagementRequest { name: engagement.name.clone() }, &admin))
         .await
@@ -514,7 +583,7 @@ async fn the_collective_startup(mode: Mode) {
         .engagement
         .expect("engagement")
         .hours_used;
-    assert!((hours - 1.5).abs() < 1e-6, "the held session counts: {hours}");
+    assert!((hours - 1.0).abs() < 1e-6, "the held session counts: {hours}");
 
     // 6. The first tranche becomes payable; maker requests, checker approves, batch, export, paid.
     let reader = grants.clone();
@@ -529,6 +598,7 @@ async fn the_collective_startup(mode: Mode) {
     })
     .await;
     assert!(first.payable_time.is_some());
+    told(&world, &phones, STEPS[6]).await;
     let now = get_award().await;
     assert_eq!(now.tranches[1].state, TrancheState::Scheduled as i32, "the dated tranches wait");
     assert_eq!(now.tranches[2].state, TrancheState::Scheduled as i32);
@@ -615,6 +685,7 @@ async fn the_collective_startup(mode: Mode) {
     let settled = get_award().await;
     assert_eq!(settled.tranches[0].state, TrancheState::Paid as i32);
     assert_eq!(settled.disbursed.as_ref().map(|m| m.amount_minor), Some(amounts[0]));
+    told(&world, &phones, STEPS[7]).await;
 
     // 7. Each member heard of each step once, in the first language they read.
     let recipients: Vec<String> = people.iter().map(|p| p.name.clone()).collect();
@@ -640,19 +711,20 @@ async fn the_collective_startup(mode: Mode) {
             assert_eq!(r.4, "sms", "{}: {} by SMS", p.given, r.1);
         }
     }
-    // And the SMS provider got eight distinct messages per phone, in their script.
-    let accepted_sms = world.sms.accepted();
+    // And each phone got the eight steps' SMS once each, in order, in the member's script and words, by name.
     for (phone, p) in phones.iter().zip(&MEMBERS) {
-        let mine: Vec<_> = accepted_sms.iter().filter(|r| r.body["to"] == phone.as_str()).collect();
-        let keys: BTreeMap<String, String> = mine
-            .iter()
-            .map(|r| {
-                (r.headers.get("idempotency-key").cloned().unwrap_or_default(), r.body["text"].as_str().unwrap_or_default().to_string())
-            })
-            .collect();
-        assert_eq!(keys.len(), STEPS.len(), "{}: eight messages, once each: {keys:#?}", p.given);
-        for text in keys.values() {
+        let texts = sms_to(&world, phone);
+        let mut steps: Vec<&str> = texts.iter().map(|t| step_of(t, p.languages[0])).collect();
+        // "Milestone verified" (coaching → notifications) and "tranche payable" (coaching →
+        // grants → notifications) are two consequences of one verification, told concurrently:
+        // either may arrive first.
+        if steps.len() == STEPS.len() {
+            steps[5..7].sort_unstable_by_key(|s| STEPS.iter().position(|x| x == s));
+        }
+        assert_eq!(steps, STEPS, "{}: the steps in order, each once: {texts:#?}", p.given);
+        for text in &texts {
             assert_eq!(has_arabic(text), p.languages[0] == "ar", "{} ({}): {text}", p.given, p.languages[0]);
+            assert!(text.contains(p.given), "{} is named: {text}", p.given);
         }
     }
     eprintln!("collective start-up journey ({mode:?}) took {:?}", started.elapsed());
