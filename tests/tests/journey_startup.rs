@@ -24,10 +24,10 @@ use work4life_proto::{
         grants_service_client::GrantsServiceClient, release_condition::Condition,
     },
     intake::{
-        Applicant, Application, ApplicationState, AssignReviewerRequest, CallState, Consent, CreateApplicantRequest,
-        CreateApplicationRequest, CriterionScore, DecideApplicationRequest, DeclareConflictRequest, DocumentType, Gender, IdentityDocument,
-        ListCallsRequest, Member, MemberRole, Outcome, ReviewState, ScoreApplicationRequest, StartReviewRequest, StartScreeningRequest,
-        SubmitApplicationRequest, Window, intake_service_client::IntakeServiceClient,
+        Applicant, Application, ApplicationState, AssignReviewerRequest, CallState, CheckEligibilityRequest, Consent,
+        CreateApplicantRequest, CreateApplicationRequest, CriterionScore, DecideApplicationRequest, DeclareConflictRequest, DocumentType,
+        Gender, IdentityDocument, ListCallsRequest, Member, MemberRole, Outcome, ReviewState, ScoreApplicationRequest, StartReviewRequest,
+        StartScreeningRequest, SubmitApplicationRequest, Window, intake_service_client::IntakeServiceClient,
     },
     types::Money,
 };
@@ -274,6 +274,12 @@ async fn the_collective_startup(mode: Mode) {
     assert_eq!(draft.members.iter().filter(|m| m.role == MemberRole::Representative as i32).count(), 1, "one representative");
     assert_eq!(draft.members[0].applicant, people[0].name);
     let application = draft.name.clone();
+    let report = intake
+        .check_eligibility(bearer(CheckEligibilityRequest { name: application.clone() }, &officer))
+        .await
+        .expect("eligibility")
+        .into_inner();
+    assert!(report.eligible && report.findings.is_empty(), "the asylum receipt is an identity document for this call: {report:?}");
     let submitted = intake
         .submit_application(bearer(SubmitApplicationRequest { name: application.clone(), etag: String::new() }, &officer))
         .await
@@ -685,6 +691,17 @@ async fn the_collective_startup(mode: Mode) {
     let settled = get_award().await;
     assert_eq!(settled.tranches[0].state, TrancheState::Paid as i32);
     assert_eq!(settled.disbursed.as_ref().map(|m| m.amount_minor), Some(amounts[0]));
+    let figures = |line: Option<gr::BudgetLine>| line.and_then(|l| l.figures).expect("figures");
+    let after = figures(
+        grants
+            .get_budget_line(bearer(gr::GetBudgetLineRequest { name: line.name.clone(), as_of: None }, &manager))
+            .await
+            .expect("line")
+            .into_inner()
+            .line,
+    );
+    let disbursed = |f: &gr::BudgetFigures| f.disbursed.as_ref().map_or(0, |m| m.amount_minor);
+    assert_eq!(disbursed(&after) - disbursed(line.figures.as_ref().expect("figures")), amounts[0], "the line shows the payment");
     told(&world, &phones, STEPS[7]).await;
 
     // 7. Each member heard of each step once, in the first language they read.
