@@ -43,9 +43,33 @@ pub struct Process {
     /// `http://127.0.0.1:<port>`.
     pub url: String,
     child: Child,
+    /// How it was started, to start it again.
+    env: HashMap<String, String>,
+    extra: Vec<(String, String)>,
 }
 
 impl Process {
+    /// Kills it (SIGKILL: no drain, as a crash or an OOM kill) and starts it again on the same
+    /// address with the same configuration.
+    pub async fn crash_and_restart(&mut self) -> anyhow::Result<()> {
+        self.child.kill().await?;
+        let listen = self.url.trim_start_matches("http://").to_string();
+        let extra: Vec<(&str, String)> = self.extra.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+        let mut last = None;
+        // The port may take a moment to be free again.
+        for _ in 0..50 {
+            match start_with(&self.target, &listen, &self.env, &extra).await {
+                Ok(again) => {
+                    *self = again;
+                    return Ok(());
+                }
+                Err(e) => last = Some(e),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err(last.unwrap_or_else(|| anyhow::anyhow!("restart failed")))
+    }
+
     /// Sends SIGTERM and waits for a clean exit.
     pub async fn stop(mut self) -> anyhow::Result<std::process::ExitStatus> {
         let pid = self.child.id().context("pid")?;
@@ -97,7 +121,13 @@ pub async fn start_with(target: &str, listen: &str, env: &HashMap<String, String
     .context("serving in time")??;
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     let addr = line.split(" on ").nth(1).and_then(|rest| rest.split_whitespace().next()).context("address in the serving line")?;
-    Ok(Process { target: target.into(), url: format!("http://{addr}"), child })
+    Ok(Process {
+        target: target.into(),
+        url: format!("http://{addr}"),
+        child,
+        env: env.clone(),
+        extra: extra.iter().map(|(k, v)| ((*k).to_string(), v.clone())).collect(),
+    })
 }
 
 /// A new database name on the test server (`w4l_suite_<uuid>`; the binary creates it).

@@ -148,3 +148,65 @@ async fn redis_stopped_for_ten_seconds_during_submissions_loses_and_repeats_no_m
     );
     world.stop().await.expect("clean stop");
 }
+
+/// Registers `person` with `request_id`, retrying while the process is down or restarting (the
+/// same request id each time, so a registration that committed before the crash is answered
+/// again, not made twice).
+async fn register_retrying(channel: tonic::transport::Channel, token: String, person: Applicant, request_id: String) -> (String, usize) {
+    let mut intake = IntakeServiceClient::new(channel);
+    for attempt in 1..=200 {
+        let request = CreateApplicantRequest { applicant: Some(person.clone()), request_id: request_id.clone() };
+        match intake.create_applicant(bearer(request, &token)).await {
+            Ok(answer) => return (answer.into_inner().applicant.expect("applicant").name, attempt),
+            Err(status)
+                if matches!(
+                    status.code(),
+                    tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled | tonic::Code::Aborted
+                ) =>
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(status) => panic!("registration refused: {status:?}"),
+        }
+    }
+    panic!("intake did not come back within 20 s");
+}
+
+#[tokio::test]
+async fn a_service_killed_mid_stream_and_restarted_duplicates_nothing() {
+    let mut world = World::start(Mode::Split).await.expect("world");
+    let (_, officer) = world.token("officer", Some(uuid::Uuid::now_v7()), &["rabat_sale"]);
+    let n = 40;
+    let base = u64::from_le_bytes(uuid::Uuid::new_v4().as_bytes()[..8].try_into().expect("8 bytes")) % 90_000_000;
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..n {
+        let phone = format!("+2126{:08}", base + i as u64);
+        let (channel, token) = (world.channel("intake"), officer.clone());
+        tasks.spawn(async move {
+            // A steady stream: one registration every 25 ms.
+            tokio::time::sleep(Duration::from_millis(25 * i as u64)).await;
+            let (name, attempts) = register_retrying(channel, token, person(i, &phone), uuid::Uuid::new_v4().to_string()).await;
+            (phone, name, attempts)
+        });
+    }
+    // Mid-stream, intake's process is killed (no drain) and started again.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let intake = world.suite.processes.iter_mut().find(|p| p.target == "intake").expect("intake's process");
+    intake.crash_and_restart().await.expect("intake restarts");
+    let mut done = Vec::new();
+    while let Some(result) = tasks.join_next().await {
+        done.push(result.expect("task"));
+    }
+    let retried = done.iter().filter(|(_, _, attempts)| *attempts > 1).count();
+    assert!(retried > 0, "the crash happened while registrations were in flight");
+    let pool = world.pool("intake").await.expect("pool");
+    let stored: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM applicants WHERE family_name LIKE 'Fault%'").fetch_one(&pool).await.expect("count");
+    assert_eq!(stored, n as i64, "each person registered once, however often the client retried");
+    let sent = world.sms.wait_accepted(n, Duration::from_secs(60)).await;
+    let phones: std::collections::HashSet<&str> = sent.iter().map(|r| r.body["to"].as_str().unwrap_or_default()).collect();
+    assert_eq!(phones.len(), n, "every person welcomed");
+    assert_eq!(world.sms.distinct_accepted_keys(), n, "once each");
+    println!("faults: intake killed mid-stream; {retried} of {n} registrations retried by their clients; {n} stored, {n} welcomed once");
+    world.stop().await.expect("clean stop");
+}
