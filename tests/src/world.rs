@@ -37,6 +37,11 @@ pub struct World {
 impl World {
     /// Seeds a fresh database and starts the suite in `mode`.
     pub async fn start(mode: Mode) -> anyhow::Result<Self> {
+        Self::start_with(mode, &[]).await
+    }
+
+    /// [`World::start`] with more environment variables for every process.
+    pub async fn start_with(mode: Mode, more: &[(&str, &str)]) -> anyhow::Result<Self> {
         let redis = TestRedis::start().await;
         let signer = TestSigner::new();
         let (sms, smtp) = (HttpProvider::start().await, SmtpServer::start().await);
@@ -52,6 +57,8 @@ impl World {
             ("W4L_NOTIFY_RETRY_BASE_MS", "100".into()),
             ("W4L_NOTIFY_RETRY_CAP_MS", "1000".into()),
         ];
+        let mut extra = extra;
+        extra.extend(more.iter().map(|(k, v)| (*k, (*v).to_string())));
         let database_url = crate::fresh_database_url();
         let seeded = crate::seed(&database_url, &extra).await?;
         let suite = match mode {

@@ -210,3 +210,69 @@ async fn a_service_killed_mid_stream_and_restarted_duplicates_nothing() {
     println!("faults: intake killed mid-stream; {retried} of {n} registrations retried by their clients; {n} stored, {n} welcomed once");
     world.stop().await.expect("clean stop");
 }
+
+/// Callers in a closed loop on WhoAmI-like cheap reads for `secs`: (latencies of admitted calls
+/// in µs, latencies of shed calls in µs, other codes seen).
+async fn closed_loop(world: &World, token: &str, callers: usize, secs: u64) -> (Vec<u64>, Vec<u64>, Vec<tonic::Code>) {
+    let stop = tokio::time::Instant::now() + Duration::from_secs(secs);
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..callers {
+        let (channel, token) = (world.channel("intake"), token.to_string());
+        tasks.spawn(async move {
+            let mut intake = IntakeServiceClient::new(channel);
+            let (mut ok, mut shed, mut other) = (Vec::new(), Vec::new(), Vec::new());
+            while tokio::time::Instant::now() < stop {
+                let started = std::time::Instant::now();
+                let request = ListCallsRequest { zone: "rabat_sale".into(), ..Default::default() };
+                let answer = intake.list_calls(bearer(request, &token)).await;
+                let micros = started.elapsed().as_micros() as u64;
+                match answer {
+                    Ok(_) => ok.push(micros),
+                    Err(s) if s.code() == tonic::Code::ResourceExhausted => shed.push(micros),
+                    Err(s) => other.push(s.code()),
+                }
+            }
+            (ok, shed, other)
+        });
+    }
+    let (mut ok, mut shed, mut other) = (Vec::new(), Vec::new(), Vec::new());
+    while let Some(done) = tasks.join_next().await {
+        let (o, s, x) = done.expect("caller");
+        ok.extend(o);
+        shed.extend(s);
+        other.extend(x);
+    }
+    ok.sort_unstable();
+    shed.sort_unstable();
+    (ok, shed, other)
+}
+
+fn quantile_ms(sorted: &[u64], q: f64) -> f64 {
+    if sorted.is_empty() { 0.0 } else { sorted[((sorted.len() - 1) as f64 * q) as usize] as f64 / 1000.0 }
+}
+
+#[tokio::test]
+async fn three_times_capacity_is_shed_with_resource_exhausted() {
+    // Capacity: 4 calls in flight per process (W4L_MAX_CONCURRENT_CALLS).
+    let world = World::start_with(Mode::AllInOne, &[("W4L_MAX_CONCURRENT_CALLS", "4")]).await.expect("world");
+    let (_, officer) = world.token("officer", Some(uuid::Uuid::now_v7()), &["rabat_sale"]);
+    let (base_ok, base_shed, base_other) = closed_loop(&world, &officer, 4, 3).await;
+    let (ok, shed, other) = closed_loop(&world, &officer, 12, 3).await;
+    println!(
+        "overload: at capacity (4 callers) {} calls, p50 {:.1} ms, p99 {:.1} ms, {} shed; at 3x (12 callers) {} admitted p50 {:.1} ms, p99 {:.1} ms, {} shed p50 {:.2} ms, p99 {:.2} ms",
+        base_ok.len(),
+        quantile_ms(&base_ok, 0.5),
+        quantile_ms(&base_ok, 0.99),
+        base_shed.len(),
+        ok.len(),
+        quantile_ms(&ok, 0.5),
+        quantile_ms(&ok, 0.99),
+        shed.len(),
+        quantile_ms(&shed, 0.5),
+        quantile_ms(&shed, 0.99),
+    );
+    assert!(base_other.is_empty() && other.is_empty(), "only OK or RESOURCE_EXHAUSTED: {base_other:?} {other:?}");
+    assert!(!shed.is_empty(), "three times the capacity is shed in part");
+    assert!(!ok.is_empty(), "and the rest is served");
+    world.stop().await.expect("clean stop");
+}
