@@ -14,7 +14,8 @@ Run by tests/tests/python_client.rs, which starts the suite and passes:
   W4L_OUT       a scratch directory for the generated code
 Prints one JSON line with what it did; exits non-zero on any failure. Asynchronous effects
 (grants learning of the decision, coaching opening the engagement, the tranche becoming payable,
-the session starting) are polled for with a timeout, never assumed after a sleep.
+the session starting, notifications sending every member each step's message, read with
+ListMessages) are polled for with a timeout, never assumed after a sleep.
 """
 
 import json
@@ -71,6 +72,8 @@ def main() -> None:
     from work4life.coaching.v1 import coaching_service_pb2 as csvc, coaching_service_pb2_grpc as crpc, resources_pb2 as cres
     from work4life.grants.v1 import grants_service_pb2 as gsvc, grants_service_pb2_grpc as grpc_grants, resources_pb2 as gres
     from work4life.intake.v1 import intake_service_pb2 as svc, intake_service_pb2_grpc as rpc, resources_pb2 as res
+    from work4life.notifications.v1 import notifications_service_pb2 as nsvc, notifications_service_pb2_grpc as nrpc
+    from work4life.notifications.v1 import resources_pb2 as nres
     from work4life.type.v1 import money_pb2
 
     def auth(role):
@@ -105,7 +108,21 @@ def main() -> None:
     intake = rpc.IntakeServiceStub(grpc.insecure_channel(os.environ["W4L_INTAKE"]))
     grants = grpc_grants.GrantsServiceStub(grpc.insecure_channel(os.environ["W4L_GRANTS"]))
     coaching = crpc.CoachingServiceStub(grpc.insecure_channel(os.environ["W4L_COACHING"]))
+    notifications = nrpc.NotificationsServiceStub(grpc.insecure_channel(os.environ["W4L_NOTIFICATIONS"]))
     officer, manager, admin = auth("OFFICER"), auth("PROGRAM_MANAGER"), auth("ADMIN")
+    told_steps = []
+
+    def told(step):
+        """Waits until notifications sent every member the message of `step` (as journey_startup.rs
+        waits for each step's SMS), so that each member's SMS arrive in the journey's order."""
+        def everyone():
+            for p in people:
+                listed = notifications.ListMessages(nsvc.ListMessagesRequest(recipient=p.name, page_size=500), metadata=admin).messages
+                if not any(m.message_type == step and m.state in (nres.MESSAGE_STATE_SENT, nres.MESSAGE_STATE_DELIVERED) for m in listed):
+                    return None
+            return True
+        eventually(f"every member is told of {step}", everyone)
+        told_steps.append(step)
 
     # 1. The officer registers the four members in Tanger (one identified only by an asylum receipt).
     members = [
@@ -134,6 +151,7 @@ def main() -> None:
         people.append(created)
         phones.append(person.phone)
     assert len(set(phones)) == 4, phones
+    told("intake.applicant.registered")
 
     # 2. They apply as a collective to the open collective start-up call; eligible; submitted.
     calls = intake.ListCalls(svc.ListCallsRequest(zone="tanger", window=res.WINDOW_COLLECTIVE_STARTUP, state=res.CALL_STATE_OPEN),
@@ -158,6 +176,7 @@ def main() -> None:
     submitted = intake.SubmitApplication(svc.SubmitApplicationRequest(name=application), metadata=officer).application
     assert submitted.state == res.APPLICATION_STATE_SUBMITTED, submitted.state
     assert submitted.HasField("submit_time")
+    told("intake.application.submitted")
 
     # A refusal, read as a client reads it: the code, then google.rpc.BadRequest from the trailers.
     bad = res.Applicant(given_name="X", family_name="Y", birth_date="not a date", gender=res.GENDER_FEMALE, nationality="SN",
@@ -206,6 +225,7 @@ def main() -> None:
     assert accepted.decision.outcome == res.OUTCOME_ACCEPTED, accepted.decision
     assert accepted.decision.review_count == 1, "the conflicted review is left out"
     assert abs(accepted.decision.average_score - 80.0) < 1e-6, accepted.decision.average_score
+    told("intake.application.accepted")
 
     # A coach of a Tanger office, recorded before the award so that coaching suggests them.
     coach = coaching.CreateCoach(csvc.CreateCoachRequest(
@@ -253,6 +273,7 @@ def main() -> None:
     assert sorted(award.beneficiaries) == sorted(p.name for p in people), "the four members are the award's beneficiaries"
     committed = grants.GetBudgetLine(gsvc.GetBudgetLineRequest(name=line.name), metadata=manager).line.figures.committed.amount_minor
     assert committed - line.figures.committed.amount_minor == sum(amounts), "the line commits the award's amount"
+    told("grants.award.created")
 
     # 5. Coaching opens the engagement from grants.award.created; the coach runs a session (held:
     # scheduled shortly ahead, attendance recorded once it started) and completes and verifies
@@ -280,6 +301,7 @@ def main() -> None:
                                               attendance=[cres.Attendance(applicant=b, present=True) for b in engagement.beneficiaries])
     early = refused("attendance before the session starts", lambda: coaching.RecordAttendance(attendance, metadata=coach_auth))
     assert early.code() == grpc.StatusCode.FAILED_PRECONDITION and details(early)[1] == "NOT_STARTED", (early.code(), details(early))
+    told("coaching.session.scheduled")
 
     def attend():
         try:
@@ -300,6 +322,7 @@ def main() -> None:
     assert verified.state == cres.MILESTONE_STATE_VERIFIED and verified.HasField("verify_time"), verified
     hours = coaching.GetEngagement(csvc.GetEngagementRequest(name=engagement.name), metadata=admin).engagement.hours_used
     assert abs(hours - 1.0) < 1e-6, f"the held session counts: {hours}"
+    told("coaching.milestone.verified")
 
     # 6. The first tranche becomes payable; maker requests, checker approves, batch, export, paid.
     def get_award():
@@ -308,6 +331,7 @@ def main() -> None:
     first = eventually("the verified milestone makes the first tranche payable",
                        lambda: (lambda a: a.tranches[0] if a.tranches[0].state == gres.TRANCHE_STATE_PAYABLE else None)(get_award()))
     assert first.HasField("payable_time")
+    told("grants.tranche.payable")
     later = get_award()
     assert later.tranches[1].state == gres.TRANCHE_STATE_SCHEDULED and later.tranches[2].state == gres.TRANCHE_STATE_SCHEDULED, \
         "the dated tranches wait"
@@ -341,6 +365,7 @@ def main() -> None:
     assert settled.disbursed.amount_minor == amounts[0], settled.disbursed
     disbursed = grants.GetBudgetLine(gsvc.GetBudgetLineRequest(name=line.name), metadata=manager).line.figures.disbursed.amount_minor
     assert disbursed - line.figures.disbursed.amount_minor == amounts[0], "the line shows the payment"
+    told("grants.disbursement.paid")
 
     print(json.dumps({
         "call": call.name,
@@ -353,7 +378,7 @@ def main() -> None:
         "session_state": cres.SessionState.Name(held.state), "milestone": cres.MilestoneState.Name(verified.state),
         "tranche": first.name, "disbursement": paid.name, "disbursement_state": gres.DisbursementState.Name(paid.state),
         "requested_by": requested.requested_by, "approved_by": approved.approved_by, "batch": batch.name,
-        "external_reference": paid.external_reference, "seconds": round(time.monotonic() - started, 1),
+        "external_reference": paid.external_reference, "told": told_steps, "seconds": round(time.monotonic() - started, 1),
     }))
 
 
