@@ -7,11 +7,14 @@
 use std::{collections::HashMap, time::Duration};
 
 use work4life_proto::intake::{
-    Applicant, Application, Consent, CreateApplicantRequest, CreateApplicationRequest, DocumentType, Gender, IdentityDocument,
-    ListCallsRequest, Member, MemberRole, SubmitApplicationRequest, Window, intake_service_client::IntakeServiceClient,
+    Applicant, Application, CreateApplicantRequest, CreateApplicationRequest, Gender, ListCallsRequest, Member, MemberRole,
+    SubmitApplicationRequest, Window, intake_service_client::IntakeServiceClient,
 };
 use work4life_testkit::bearer;
-use work4life_tests::world::{Mode, World};
+use work4life_tests::{
+    steps::{consent, passport},
+    world::{Mode, World},
+};
 
 fn person(i: usize, phone: &str) -> Applicant {
     Applicant {
@@ -23,18 +26,8 @@ fn person(i: usize, phone: &str) -> Applicant {
         languages: vec![["fr", "ar", "en"][i % 3].into()],
         zone: "rabat_sale".into(),
         phone: phone.into(),
-        identity_document: Some(IdentityDocument {
-            r#type: DocumentType::Passport as i32,
-            number: format!("F{}", &phone[4..]),
-            number_hint: String::new(),
-            issuing_country: "CI".into(),
-        }),
-        consent: Some(Consent {
-            purpose: "program_participation".into(),
-            text_version: "2026-01".into(),
-            give_time: None,
-            recorded_by: String::new(),
-        }),
+        identity_document: Some(passport(format!("F{}", &phone[4..]), "CI")),
+        consent: Some(consent()),
         ..Applicant::default()
     }
 }

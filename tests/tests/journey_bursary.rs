@@ -10,79 +10,31 @@ use std::time::Duration;
 use tonic::{Code, transport::Channel};
 use work4life_proto::{
     grants::{
-        ApproveDisbursementRequest, Award, AwardKind, Bursary, ConfirmBursaryMonthRequest, CreateAwardRequest, CreatePaymentBatchRequest,
-        DisbursementState, ExportPaymentBatchRequest, GetAwardRequest, ImportPaymentResultsRequest, Payee, PaymentMethod, PaymentResult,
-        ReleaseDueTranchesRequest, RequestDisbursementRequest, Tranche, TrancheState, grants_service_client::GrantsServiceClient,
-        release_condition::Condition,
+        Award, AwardKind, Bursary, ConfirmBursaryMonthRequest, GetAwardRequest, PaymentMethod, PaymentResult, ReleaseDueTranchesRequest,
+        RequestDisbursementRequest, Tranche, TrancheState, grants_service_client::GrantsServiceClient, release_condition::Condition,
     },
     identity::{CreateOrganizationRequest, Organization, OrganizationKind, identity_service_client::IdentityServiceClient},
     intake::{
-        Applicant, Application, ApplicationState, AssignReviewerRequest, Call, Consent, CreateApplicantRequest, CreateApplicationRequest,
-        CriterionScore, DecideApplicationRequest, DocumentType, Gender, IdentityDocument, JobPlacement, ListCallsRequest, Member,
-        MemberRole, Outcome, ScoreApplicationRequest, StartReviewRequest, StartScreeningRequest, SubmitApplicationRequest, Window,
-        intake_service_client::IntakeServiceClient,
+        Applicant, Application, CreateApplicantRequest, CreateApplicationRequest, DocumentType, Gender, IdentityDocument, JobPlacement,
+        Member, MemberRole, Window, intake_service_client::IntakeServiceClient,
     },
     types::Money,
 };
-use work4life_testkit::{bearer, eventually, fingerprint, preconditions, reason, rid};
-use work4life_tests::world::{Mode, World};
+use work4life_testkit::{bearer, eventually, preconditions, reason, rid};
+use work4life_tests::{
+    steps::{
+        GRANTS_TABLES, Verdict, approve_disbursement, budget_line, consent, create_award, digits, eur, export_batch, import_results, payee,
+        payment_batch, refused_writing_nothing, register, request_disbursement, seeded_call, submit_review_and_accept,
+        wait_until_grants_has_the_decision,
+    },
+    world::{Mode, World},
+};
 
 /// How long the journey waits for an event to cross services.
 const EVENT_WAIT: Duration = Duration::from_secs(30);
 
-/// Every table of grants' schema a call could write to.
-const GRANTS_TABLES: [&str; 16] = [
-    "budgets",
-    "budget_lines",
-    "decided_applications",
-    "decided_members",
-    "awards",
-    "award_beneficiaries",
-    "award_amendments",
-    "tranches",
-    "payment_batches",
-    "disbursements",
-    "postings",
-    "entries",
-    "outbox",
-    "audit_log",
-    "audit_head",
-    "idempotency_keys",
-];
-
 /// The monthly bursary, in euro cents.
 const MONTHLY: i64 = 30_000;
-
-fn digits(n: usize) -> String {
-    let mut out = String::new();
-    while out.len() < n {
-        for b in uuid::Uuid::new_v4().as_bytes() {
-            if out.len() < n {
-                out.push((b'0' + b % 10) as char);
-            }
-        }
-    }
-    out
-}
-
-fn eur(amount_minor: i64) -> Money {
-    Money { currency_code: "EUR".into(), amount_minor }
-}
-
-/// The seeded open call of `window`.
-async fn seeded_call(intake: &mut IntakeServiceClient<Channel>, jwt: &str, window: Window) -> Call {
-    let calls = intake
-        .list_calls(bearer(
-            ListCallsRequest { program: "programs/work4life".into(), window: window as i32, ..ListCallsRequest::default() },
-            jwt,
-        ))
-        .await
-        .expect("list calls")
-        .into_inner()
-        .calls;
-    assert_eq!(calls.len(), 1, "one seeded call of {window:?}: {calls:?}");
-    calls.into_iter().next().expect("call")
-}
 
 /// The first day of the month `offset` months from now (Africa/Casablanca), as grants counts.
 async fn month_start(pool: &sqlx::PgPool, offset: i32) -> String {
@@ -148,41 +100,29 @@ async fn bursary(mode: Mode) {
     let employer_id: uuid::Uuid = employer.name.trim_start_matches("organizations/").parse().expect("employer id");
 
     // An officer registers the migrant in Oujda; she applies to the seeded job-placement call.
-    let migrant = intake
-        .create_applicant(bearer(
-            CreateApplicantRequest {
-                applicant: Some(Applicant {
-                    given_name: "Grace".into(),
-                    family_name: format!("Bursary{}", digits(6)),
-                    birth_date: "1997-07-02".into(),
-                    gender: Gender::Female as i32,
-                    nationality: "CM".into(),
-                    languages: vec!["fr".into()],
-                    zone: "oujda".into(),
-                    phone: format!("+2126{}", digits(8)),
-                    identity_document: Some(IdentityDocument {
-                        r#type: DocumentType::AsylumReceipt as i32,
-                        number: format!("R{}", digits(8)),
-                        number_hint: String::new(),
-                        issuing_country: "MA".into(),
-                    }),
-                    consent: Some(Consent {
-                        purpose: "program_participation".into(),
-                        text_version: "2026-01".into(),
-                        give_time: None,
-                        recorded_by: String::new(),
-                    }),
-                    ..Applicant::default()
-                }),
-                request_id: rid(),
-            },
-            &officer,
-        ))
-        .await
-        .expect("registered")
-        .into_inner()
-        .applicant
-        .expect("applicant");
+    let migrant = register(
+        &mut intake,
+        &officer,
+        Applicant {
+            given_name: "Grace".into(),
+            family_name: format!("Bursary{}", digits(6)),
+            birth_date: "1997-07-02".into(),
+            gender: Gender::Female as i32,
+            nationality: "CM".into(),
+            languages: vec!["fr".into()],
+            zone: "oujda".into(),
+            phone: format!("+2126{}", digits(8)),
+            identity_document: Some(IdentityDocument {
+                r#type: DocumentType::AsylumReceipt as i32,
+                number: format!("R{}", digits(8)),
+                number_hint: String::new(),
+                issuing_country: "MA".into(),
+            }),
+            consent: Some(consent()),
+            ..Applicant::default()
+        },
+    )
+    .await;
     let call = seeded_call(&mut intake, &manager, Window::JobPlacement).await;
     let placement = intake
         .create_application(bearer(
@@ -216,90 +156,32 @@ async fn bursary(mode: Mode) {
         .application
         .expect("application");
     let application = placement.name.clone();
-    intake
-        .submit_application(bearer(SubmitApplicationRequest { name: application.clone(), etag: String::new() }, &officer))
-        .await
-        .expect("submitted");
-    intake.start_screening(bearer(StartScreeningRequest { name: application.clone() }, &manager)).await.expect("screening");
-    intake.start_review(bearer(StartReviewRequest { name: application.clone() }, &manager)).await.expect("review");
-    let (reviewer_subject, reviewer) = world.token("reviewer", None, &[]);
-    let review = intake
-        .assign_reviewer(bearer(AssignReviewerRequest { application: application.clone(), reviewer: reviewer_subject }, &manager))
-        .await
-        .expect("assigned")
-        .into_inner()
-        .review
-        .expect("review");
-    let scores = ["viability", "team", "impact"]
-        .iter()
-        .map(|c| CriterionScore { criterion: (*c).into(), score: 7, comment: "motivated".into() })
-        .collect();
-    intake
-        .score_application(bearer(ScoreApplicationRequest { name: review.name, scores, comment: "a good match".into() }, &reviewer))
-        .await
-        .expect("scored");
-    let decided = intake
-        .decide_application(bearer(
-            DecideApplicationRequest { name: application.clone(), outcome: Outcome::Accepted as i32, reason: "placed".into() },
-            &manager,
-        ))
-        .await
-        .expect("accepted")
-        .into_inner()
-        .application
-        .expect("application");
-    assert_eq!(decided.state, ApplicationState::Decided as i32);
-    let id = application.trim_start_matches("applications/").to_string();
-    eventually("grants records the placement", EVENT_WAIT, || async {
-        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM decided_applications WHERE application_id = $1::uuid")
-            .bind(&id)
-            .fetch_one(&grants_db)
-            .await
-            .expect("read");
-        (n == 1).then_some(())
-    })
-    .await;
+    let verdict = Verdict { score: 7, criterion_comment: "motivated", comment: "a good match", reason: "placed" };
+    submit_review_and_accept(&world, &mut intake, &officer, &manager, &application, &verdict).await;
+    wait_until_grants_has_the_decision(&grants_db, &application, "grants records the placement", EVENT_WAIT).await;
 
     // A bursary of four months that began three months ago: the three finished months are held
     // at once (nobody confirmed them yet), the current one waits for its end.
-    let budget: uuid::Uuid =
-        sqlx::query_scalar("SELECT id FROM budgets WHERE program = 'work4life'").fetch_one(&grants_db).await.expect("budget");
-    let line = format!("budgets/{budget}/lines/work_bursaries");
+    let (budget, line) = budget_line(&grants_db, "work_bursaries").await;
     let mut months = Vec::new();
     for offset in -3..1 {
         months.push(month_start(&grants_db, offset).await);
     }
-    let award = grants
-        .create_award(bearer(
-            CreateAwardRequest {
-                award: Some(Award {
-                    budget_line: line.clone(),
-                    application: application.clone(),
-                    kind: AwardKind::WorkBursary as i32,
-                    amount: Some(eur(MONTHLY * 4)),
-                    bursary: Some(Bursary {
-                        monthly_amount: Some(eur(MONTHLY)),
-                        months: 4,
-                        employer: employer.name.clone(),
-                        start_date: months[0].clone(),
-                    }),
-                    payee: Some(Payee {
-                        method: PaymentMethod::MobileMoney as i32,
-                        holder_name: "Grace".into(),
-                        account: "+212612345678".into(),
-                        account_hint: String::new(),
-                    }),
-                    ..Award::default()
-                }),
-                request_id: rid(),
-            },
-            &manager,
-        ))
-        .await
-        .expect("bursary awarded")
-        .into_inner()
-        .award
-        .expect("award");
+    let bursary = Award {
+        budget_line: line.clone(),
+        application: application.clone(),
+        kind: AwardKind::WorkBursary as i32,
+        amount: Some(eur(MONTHLY * 4)),
+        bursary: Some(Bursary {
+            monthly_amount: Some(eur(MONTHLY)),
+            months: 4,
+            employer: employer.name.clone(),
+            start_date: months[0].clone(),
+        }),
+        payee: Some(payee(PaymentMethod::MobileMoney, "Grace", "+212612345678")),
+        ..Award::default()
+    };
+    let award = create_award(&mut grants, &manager, bursary).await.expect("bursary awarded");
     assert_eq!(award.zone, "oujda");
     assert_eq!(award.tranches.len(), 4);
     for (t, month) in award.tranches.iter().zip(&months) {
@@ -323,60 +205,33 @@ async fn bursary(mode: Mode) {
     let released = grants.release_due_tranches(bearer(ReleaseDueTranchesRequest {}, &maker)).await.expect("release").into_inner();
     assert_eq!(released.payable_count, 0, "{released:?}");
     assert_eq!(states(&award_now(&mut grants, &admin, &award.name).await), vec![Payable, Payable, Held, Scheduled]);
-    let before = fingerprint(&grants_db, &GRANTS_TABLES).await;
-    let err = grants
-        .request_disbursement(bearer(RequestDisbursementRequest { tranche: award.tranches[2].name.clone(), request_id: rid() }, &maker))
-        .await
-        .expect_err("an unconfirmed month is not paid");
+    let unconfirmed = grants
+        .request_disbursement(bearer(RequestDisbursementRequest { tranche: award.tranches[2].name.clone(), request_id: rid() }, &maker));
+    let err = refused_writing_nothing(
+        &grants_db,
+        &GRANTS_TABLES,
+        "an unconfirmed month is not paid",
+        "a refused request writes nothing",
+        unconfirmed,
+    )
+    .await;
     assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
     assert_eq!(reason(&err), "TRANCHE_NOT_PAYABLE", "{err:?}");
     assert_eq!(preconditions(&err).first().map(|p| p.0.clone()), Some(award.tranches[2].name.clone()), "{err:?}");
-    assert_eq!(fingerprint(&grants_db, &GRANTS_TABLES).await, before, "a refused request writes nothing");
 
     // The two confirmed months are paid: requested, approved by a second person, batched,
     // exported and confirmed paid by the bank connector's results.
     let mut disbursements = Vec::new();
     for t in &award.tranches[..2] {
-        let d = grants
-            .request_disbursement(bearer(RequestDisbursementRequest { tranche: t.name.clone(), request_id: rid() }, &maker))
-            .await
-            .expect("requested")
-            .into_inner()
-            .disbursement
-            .expect("disbursement");
-        assert_eq!((d.state, d.requested_by.as_str()), (DisbursementState::PendingApproval as i32, maker_subject.as_str()));
-        let approved = grants
-            .approve_disbursement(bearer(ApproveDisbursementRequest { name: d.name.clone(), request_id: String::new() }, &checker))
-            .await
-            .expect("approved")
-            .into_inner()
-            .disbursement
-            .expect("disbursement");
-        assert_eq!((approved.state, approved.approved_by.as_str()), (DisbursementState::Approved as i32, checker_subject.as_str()));
+        let d = request_disbursement(&mut grants, &t.name, &maker, &maker_subject).await;
+        let approved = approve_disbursement(&mut grants, &d.name, &checker, &checker_subject).await;
         disbursements.push(approved.name);
     }
     assert_eq!(states(&award_now(&mut grants, &admin, &award.name).await), vec![InPayment, InPayment, Held, Scheduled]);
-    let batch = grants
-        .create_payment_batch(bearer(
-            CreatePaymentBatchRequest {
-                budget: format!("budgets/{budget}"),
-                currency_code: "EUR".into(),
-                method: PaymentMethod::MobileMoney as i32,
-                max_count: 0,
-                request_id: rid(),
-            },
-            &maker,
-        ))
-        .await
-        .expect("batch")
-        .into_inner()
-        .payment_batch
-        .expect("batch");
+    let batch = payment_batch(&mut grants, &format!("budgets/{budget}"), PaymentMethod::MobileMoney, &maker).await;
     assert_eq!(batch.count, 2);
     assert_eq!(batch.total, Some(eur(2 * MONTHLY)));
-    let exported =
-        grants.export_payment_batch(bearer(ExportPaymentBatchRequest { name: batch.name.clone() }, &maker)).await.expect("export");
-    let file = String::from_utf8(exported.into_inner().content).expect("utf-8 file");
+    let file = export_batch(&mut grants, &batch.name, &maker).await;
     assert!(file.contains("+212612345678"), "the file carries the wallet: {file}");
     let results = disbursements
         .iter()
@@ -388,14 +243,7 @@ async fn bursary(mode: Mode) {
             failure_reason: String::new(),
         })
         .collect();
-    let imported = grants
-        .import_payment_results(bearer(
-            ImportPaymentResultsRequest { name: batch.name.clone(), results, request_id: String::new() },
-            &maker,
-        ))
-        .await
-        .expect("import")
-        .into_inner();
+    let imported = import_results(&mut grants, &batch.name, results, &maker).await;
     assert_eq!(imported.recorded_count, 2);
     assert_eq!(imported.payment_batch.expect("batch").paid_count, 2);
 
@@ -432,12 +280,7 @@ async fn bursary(mode: Mode) {
                     zone: "oujda".into(),
                     phone: marker.clone(),
                     identity_document: Some(IdentityDocument { r#type: DocumentType::None as i32, ..IdentityDocument::default() }),
-                    consent: Some(Consent {
-                        purpose: "program_participation".into(),
-                        text_version: "2026-01".into(),
-                        give_time: None,
-                        recorded_by: String::new(),
-                    }),
+                    consent: Some(consent()),
                     ..Applicant::default()
                 }),
                 request_id: rid(),

@@ -18,21 +18,26 @@ use work4life_proto::{
         coaching_service_client::CoachingServiceClient,
     },
     grants::{
-        self as gr, ApproveDisbursementRequest, Award, AwardKind, CreateAwardRequest, CreatePaymentBatchRequest, DisbursementState,
-        ExportPaymentBatchRequest, GetAwardRequest, GetDisbursementRequest, ImportPaymentResultsRequest, ListBudgetLinesRequest,
-        ListBudgetsRequest, Payee, PaymentMethod, PaymentResult, ReleaseCondition, RequestDisbursementRequest, Tranche, TrancheState,
+        self as gr, Award, AwardKind, DisbursementState, GetAwardRequest, GetDisbursementRequest, ListBudgetLinesRequest,
+        ListBudgetsRequest, PaymentMethod, PaymentResult, ReleaseCondition, Tranche, TrancheState,
         grants_service_client::GrantsServiceClient, release_condition::Condition,
     },
     intake::{
-        Applicant, Application, ApplicationState, AssignReviewerRequest, CallState, CheckEligibilityRequest, Consent,
-        CreateApplicantRequest, CreateApplicationRequest, CriterionScore, DecideApplicationRequest, DeclareConflictRequest, DocumentType,
-        Gender, IdentityDocument, ListCallsRequest, Member, MemberRole, Outcome, ReviewState, ScoreApplicationRequest, StartReviewRequest,
-        StartScreeningRequest, SubmitApplicationRequest, Window, intake_service_client::IntakeServiceClient,
+        Applicant, Application, ApplicationState, AssignReviewerRequest, CallState, CheckEligibilityRequest, CreateApplicantRequest,
+        CreateApplicationRequest, CriterionScore, DecideApplicationRequest, DeclareConflictRequest, DocumentType, Gender, IdentityDocument,
+        ListCallsRequest, Member, MemberRole, Outcome, ReviewState, ScoreApplicationRequest, StartReviewRequest, StartScreeningRequest,
+        SubmitApplicationRequest, Window, intake_service_client::IntakeServiceClient,
     },
-    types::Money,
 };
-use work4life_testkit::{bearer, eventually, fingerprint, reason, rid};
-use work4life_tests::world::{Mode, World};
+use work4life_testkit::{bearer, eventually, reason, rid};
+use work4life_tests::{
+    steps::{
+        STEPS, approve_disbursement, assert_each_step_told_once, assert_steps_told_in_order, consent, create_award, digits, eur,
+        export_batch, import_results, payee, payment_batch, refused_writing_nothing, request_disbursement, self_approval_is_refused,
+        sms_to, step_of, wait_until_every_step_is_sent,
+    },
+    world::{Mode, World},
+};
 
 /// How long a step waits for events to cross services.
 const CROSSING: Duration = Duration::from_secs(60);
@@ -40,17 +45,6 @@ const CROSSING: Duration = Duration::from_secs(60);
 const SESSION_LEAD: i64 = 8;
 /// The milestone that releases the first tranche (services/coaching/src/plans.rs).
 const BUSINESS_PLAN: &str = "business_plan_validated";
-/// Every message a member hears of, one per step of the journey.
-const STEPS: [&str; 8] = [
-    "intake.applicant.registered",
-    "intake.application.submitted",
-    "intake.application.accepted",
-    "grants.award.created",
-    "coaching.session.scheduled",
-    "coaching.milestone.verified",
-    "grants.tranche.payable",
-    "grants.disbursement.paid",
-];
 const INTAKE_TABLES: [&str; 6] = ["applicants", "applications", "application_members", "reviews", "outbox", "audit_log"];
 const GRANTS_TABLES: [&str; 8] = ["awards", "tranches", "payment_batches", "disbursements", "postings", "entries", "outbox", "audit_log"];
 
@@ -71,10 +65,6 @@ const MEMBERS: [Person; 4] = [
     Person { given: "Christelle", languages: &["fr"], nationality: "CM", document: DocumentType::AsylumReceipt, birth_date: "1999-04-30" },
 ];
 
-fn digits(n: usize) -> String {
-    Uuid::new_v4().as_bytes().iter().chain(Uuid::new_v4().as_bytes()).take(n).map(|b| char::from(b'0' + b % 10)).collect()
-}
-
 fn applicant(p: &Person, phone: &str, family: &str) -> Applicant {
     let asylum = p.document == DocumentType::AsylumReceipt;
     Applicant {
@@ -92,18 +82,9 @@ fn applicant(p: &Person, phone: &str, family: &str) -> Applicant {
             number_hint: String::new(),
             issuing_country: if asylum { "MA".into() } else { p.nationality.into() },
         }),
-        consent: Some(Consent {
-            purpose: "program_participation".into(),
-            text_version: "2026-01".into(),
-            give_time: None,
-            recorded_by: String::new(),
-        }),
+        consent: Some(consent()),
         ..Applicant::default()
     }
-}
-
-fn eur(amount_minor: i64) -> Money {
-    Money { currency_code: "EUR".into(), amount_minor }
 }
 
 fn tranche(amount_minor: i64, condition: Condition) -> Tranche {
@@ -125,49 +106,6 @@ fn session_in(engagement: &str, in_seconds: i64, minutes: i64, topic: &str) -> S
         topic: topic.into(),
         ..Session::default()
     }
-}
-
-fn has_arabic(text: &str) -> bool {
-    text.chars().any(|c| ('\u{0600}'..='\u{06FF}').contains(&c))
-}
-
-/// Per step, a phrase found in that step's seed SMS template (services/notifications/src/
-/// seed_templates.rs) and in no other step's, in French, English and Arabic.
-const PHRASES: [[&str; 3]; 8] = [
-    ["inscription", "registered", "تسجيلكم"],
-    ["déposée", "submitted", "إيداع"],
-    ["Bonne nouvelle", "Good news", "تهانينا"],
-    ["accorde", "awarded", "منحكم"],
-    ["séance", "coaching session", "جلسة"],
-    ["Bravo", "Well done", "أحسنتم"],
-    ["la tranche", "of your WORK4LIFE grant", "الدفعة"],
-    ["vous a versé", "has paid", "حولنا"],
-];
-
-/// The step an SMS in `locale` tells of, by its template's phrase (panics if none or several match).
-fn step_of(text: &str, locale: &str) -> &'static str {
-    let column = match locale {
-        "fr" => 0,
-        "en" => 1,
-        "ar" => 2,
-        other => panic!("no phrases for {other}"),
-    };
-    let matched: Vec<&str> = STEPS.iter().zip(PHRASES).filter(|(_, p)| text.contains(p[column])).map(|(s, _)| *s).collect();
-    assert_eq!(matched.len(), 1, "one step's words in a {locale} SMS: {text}");
-    matched[0]
-}
-
-/// The SMS the provider accepted for `phone`, one per message (idempotency key), oldest first.
-fn sms_to(world: &World, phone: &str) -> Vec<String> {
-    let mut seen = std::collections::BTreeSet::new();
-    world
-        .sms
-        .accepted()
-        .into_iter()
-        .filter(|r| r.body["to"] == phone)
-        .filter(|r| seen.insert(r.headers.get("idempotency-key").cloned().unwrap_or_default()))
-        .map(|r| r.body["text"].as_str().unwrap_or_default().to_string())
-        .collect()
 }
 
 /// Waits until every member's phone got the SMS of `step`, in the member's first language.
@@ -345,12 +283,17 @@ async fn the_collective_startup(mode: Mode) {
         ],
         comment: "a sound plan".into(),
     };
-    let before = fingerprint(&intake_db, &INTAKE_TABLES).await;
-    let refused =
-        intake.score_application(bearer(scores(&reviews[0]), &conflicted_jwt)).await.expect_err("a conflicted reviewer may not score");
+    let conflicted_score = intake.score_application(bearer(scores(&reviews[0]), &conflicted_jwt));
+    let refused = refused_writing_nothing(
+        &intake_db,
+        &INTAKE_TABLES,
+        "a conflicted reviewer may not score",
+        "the refused score wrote nothing",
+        conflicted_score,
+    )
+    .await;
     assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
     assert_eq!(reason(&refused), "INVALID_STATE");
-    assert_eq!(fingerprint(&intake_db, &INTAKE_TABLES).await, before, "the refused score wrote nothing");
     let scored =
         intake.score_application(bearer(scores(&reviews[1]), &scorer_jwt)).await.expect("scored").into_inner().review.expect("review");
     assert_eq!(scored.state, ReviewState::Scored as i32);
@@ -425,36 +368,20 @@ async fn the_collective_startup(mode: Mode) {
     let line = lines.iter().find(|l| l.window == "collective_startup" && l.zone == "tanger").expect("the Tanger collective line").clone();
     let committed_before = line.figures.as_ref().map(|f| f.committed.as_ref().map_or(0, |m| m.amount_minor)).unwrap_or(0);
     let amounts = [2_000_000_i64, 1_500_000, 1_000_000];
-    let award = grants
-        .create_award(bearer(
-            CreateAwardRequest {
-                award: Some(Award {
-                    budget_line: line.name.clone(),
-                    application: application.clone(),
-                    kind: AwardKind::StartupGrant as i32,
-                    amount: Some(eur(amounts.iter().sum())),
-                    tranches: vec![
-                        tranche(amounts[0], Condition::Milestone(BUSINESS_PLAN.into())),
-                        tranche(amounts[1], Condition::ReleaseDate("2027-09-01".into())),
-                        tranche(amounts[2], Condition::ReleaseDate("2028-03-01".into())),
-                    ],
-                    payee: Some(Payee {
-                        method: PaymentMethod::BankTransfer as i32,
-                        holder_name: "Cooperative Couture Solidaire Tanger".into(),
-                        account: "011640000012345678905432".into(),
-                        account_hint: String::new(),
-                    }),
-                    ..Award::default()
-                }),
-                request_id: rid(),
-            },
-            &manager,
-        ))
-        .await
-        .expect("award committed")
-        .into_inner()
-        .award
-        .expect("award");
+    let grant = Award {
+        budget_line: line.name.clone(),
+        application: application.clone(),
+        kind: AwardKind::StartupGrant as i32,
+        amount: Some(eur(amounts.iter().sum())),
+        tranches: vec![
+            tranche(amounts[0], Condition::Milestone(BUSINESS_PLAN.into())),
+            tranche(amounts[1], Condition::ReleaseDate("2027-09-01".into())),
+            tranche(amounts[2], Condition::ReleaseDate("2028-03-01".into())),
+        ],
+        payee: Some(payee(PaymentMethod::BankTransfer, "Cooperative Couture Solidaire Tanger", "011640000012345678905432")),
+        ..Award::default()
+    };
+    let award = create_award(&mut grants, &manager, grant).await.expect("award committed");
     assert_eq!(award.tranches.len(), 3);
     assert!(award.tranches.iter().all(|t| t.state == TrancheState::Scheduled as i32), "all wait for their condition: {:?}", award.tranches);
     assert_eq!(award.zone, "tanger");
@@ -610,73 +537,23 @@ async fn the_collective_startup(mode: Mode) {
     assert_eq!(now.tranches[2].state, TrancheState::Scheduled as i32);
     let (maker_subject, maker) = world.token("finance_officer", Some(org), &["tanger"]);
     let (checker_subject, checker) = world.token("finance_checker", Some(org), &["tanger"]);
-    let requested = grants
-        .request_disbursement(bearer(RequestDisbursementRequest { tranche: first.name.clone(), request_id: rid() }, &maker))
-        .await
-        .expect("requested")
-        .into_inner()
-        .disbursement
-        .expect("disbursement");
-    assert_eq!(requested.state, DisbursementState::PendingApproval as i32);
-    assert_eq!(requested.requested_by, maker_subject);
+    let requested = request_disbursement(&mut grants, &first.name, &maker, &maker_subject).await;
     assert_eq!(requested.amount.as_ref().map(|m| m.amount_minor), Some(amounts[0]));
-    let before = fingerprint(&grants_db, &GRANTS_TABLES).await;
-    let self_approval = grants
-        .approve_disbursement(bearer(ApproveDisbursementRequest { name: requested.name.clone(), request_id: String::new() }, &maker))
-        .await
-        .expect_err("the maker cannot approve");
-    assert_eq!(self_approval.code(), Code::PermissionDenied, "{self_approval:?}");
-    assert_eq!(reason(&self_approval), "PERMISSION_DENIED");
-    assert_eq!(fingerprint(&grants_db, &GRANTS_TABLES).await, before, "the refused approval wrote nothing");
-    let approved = grants
-        .approve_disbursement(bearer(ApproveDisbursementRequest { name: requested.name.clone(), request_id: String::new() }, &checker))
-        .await
-        .expect("approved by the checker")
-        .into_inner()
-        .disbursement
-        .expect("disbursement");
-    assert_eq!(approved.state, DisbursementState::Approved as i32);
-    assert_eq!(approved.approved_by, checker_subject);
-    let batch = grants
-        .create_payment_batch(bearer(
-            CreatePaymentBatchRequest {
-                budget: budget.clone(),
-                currency_code: "EUR".into(),
-                method: PaymentMethod::BankTransfer as i32,
-                max_count: 0,
-                request_id: rid(),
-            },
-            &maker,
-        ))
-        .await
-        .expect("batch")
-        .into_inner()
-        .payment_batch
-        .expect("batch");
+    self_approval_is_refused(&mut grants, &grants_db, &GRANTS_TABLES, &requested.name, &maker, "the refused approval wrote nothing").await;
+    approve_disbursement(&mut grants, &requested.name, &checker, &checker_subject).await;
+    let batch = payment_batch(&mut grants, &budget, PaymentMethod::BankTransfer, &maker).await;
     assert_eq!(batch.count, 1);
-    let exported =
-        grants.export_payment_batch(bearer(ExportPaymentBatchRequest { name: batch.name.clone() }, &maker)).await.expect("export");
-    let file = String::from_utf8(exported.into_inner().content).expect("utf-8 CSV");
+    let file = export_batch(&mut grants, &batch.name, &maker).await;
     assert!(file.contains("011640000012345678905432"), "the bank file carries the account: {file}");
     assert!(file.contains("20000.00,EUR,2000000"), "and the amount: {file}");
     assert_eq!(file.lines().filter(|l| l.contains(&requested.name) || l.contains("011640000012345678905432")).count(), 1, "{file}");
-    let imported = grants
-        .import_payment_results(bearer(
-            ImportPaymentResultsRequest {
-                name: batch.name.clone(),
-                results: vec![PaymentResult {
-                    disbursement: requested.name.clone(),
-                    paid: true,
-                    external_reference: "BMCE-2026-77812".into(),
-                    failure_reason: String::new(),
-                }],
-                request_id: String::new(),
-            },
-            &maker,
-        ))
-        .await
-        .expect("results imported")
-        .into_inner();
+    let results = vec![PaymentResult {
+        disbursement: requested.name.clone(),
+        paid: true,
+        external_reference: "BMCE-2026-77812".into(),
+        failure_reason: String::new(),
+    }];
+    let imported = import_results(&mut grants, &batch.name, results, &maker).await;
     assert_eq!(imported.recorded_count, 1);
     assert_eq!(imported.payment_batch.expect("batch").paid_count, 1);
     let paid = grants
@@ -706,43 +583,13 @@ async fn the_collective_startup(mode: Mode) {
 
     // 7. Each member heard of each step once, in the first language they read.
     let recipients: Vec<String> = people.iter().map(|p| p.name.clone()).collect();
-    let rows: Vec<(String, String, String, String, String)> = eventually("every member's eight messages are sent", CROSSING, || async {
-        let rows: Vec<(String, String, String, String, String)> = sqlx::query_as(
-            "SELECT recipient, message_type, state, locale, coalesce(channel, '') FROM messages WHERE recipient = ANY($1) ORDER BY created_at",
-        )
-        .bind(&recipients)
-        .fetch_all(&notifications_db)
-        .await
-        .expect("messages");
-        (rows.len() >= 4 * STEPS.len() && rows.iter().all(|r| r.2 == "sent" || r.2 == "delivered")).then_some(rows)
-    })
-    .await;
+    let rows = wait_until_every_step_is_sent(&notifications_db, &recipients, CROSSING).await;
     for (person, p) in people.iter().zip(&MEMBERS) {
-        let mut got: Vec<&str> = rows.iter().filter(|r| r.0 == person.name).map(|r| r.1.as_str()).collect();
-        got.sort_unstable();
-        let mut want = STEPS.to_vec();
-        want.sort_unstable();
-        assert_eq!(got, want, "{}: each step's message exactly once", p.given);
-        for r in rows.iter().filter(|r| r.0 == person.name) {
-            assert_eq!(r.3, p.languages[0], "{}: {} in their language", p.given, r.1);
-            assert_eq!(r.4, "sms", "{}: {} by SMS", p.given, r.1);
-        }
+        assert_each_step_told_once(&rows, &person.name, p.given, p.languages[0]);
     }
     // And each phone got the eight steps' SMS once each, in order, in the member's script and words, by name.
     for (phone, p) in phones.iter().zip(&MEMBERS) {
-        let texts = sms_to(&world, phone);
-        let mut steps: Vec<&str> = texts.iter().map(|t| step_of(t, p.languages[0])).collect();
-        // "Milestone verified" (coaching → notifications) and "tranche payable" (coaching →
-        // grants → notifications) are two consequences of one verification, told concurrently:
-        // either may arrive first.
-        if steps.len() == STEPS.len() {
-            steps[5..7].sort_unstable_by_key(|s| STEPS.iter().position(|x| x == s));
-        }
-        assert_eq!(steps, STEPS, "{}: the steps in order, each once: {texts:#?}", p.given);
-        for text in &texts {
-            assert_eq!(has_arabic(text), p.languages[0] == "ar", "{} ({}): {text}", p.given, p.languages[0]);
-            assert!(text.contains(p.given), "{} is named: {text}", p.given);
-        }
+        assert_steps_told_in_order(&sms_to(&world, phone), p.given, p.languages[0]);
     }
     eprintln!("collective start-up journey ({mode:?}) took {:?}", started.elapsed());
     world.stop().await.expect("clean stop");

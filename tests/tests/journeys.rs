@@ -4,11 +4,12 @@
 
 use std::time::Duration;
 
-use work4life_proto::intake::{
-    Applicant, Consent, CreateApplicantRequest, DocumentType, Gender, IdentityDocument, intake_service_client::IntakeServiceClient,
-};
+use work4life_proto::intake::{Applicant, CreateApplicantRequest, Gender, intake_service_client::IntakeServiceClient};
 use work4life_testkit::bearer;
-use work4life_tests::world::{Mode, World};
+use work4life_tests::{
+    steps::{consent, digits, has_arabic, passport},
+    world::{Mode, World},
+};
 
 fn migrant(given: &str, languages: &[&str], phone: &str) -> Applicant {
     Applicant {
@@ -20,18 +21,8 @@ fn migrant(given: &str, languages: &[&str], phone: &str) -> Applicant {
         languages: languages.iter().map(|l| (*l).to_string()).collect(),
         zone: "tanger".into(),
         phone: phone.into(),
-        identity_document: Some(IdentityDocument {
-            r#type: DocumentType::Passport as i32,
-            number: format!("P{}", &phone[phone.len() - 8..]),
-            number_hint: String::new(),
-            issuing_country: "SN".into(),
-        }),
-        consent: Some(Consent {
-            purpose: "program_participation".into(),
-            text_version: "2026-01".into(),
-            give_time: None,
-            recorded_by: String::new(),
-        }),
+        identity_document: Some(passport(format!("P{}", &phone[phone.len() - 8..]), "SN")),
+        consent: Some(consent()),
         ..Applicant::default()
     }
 }
@@ -41,7 +32,7 @@ fn migrant(given: &str, languages: &[&str], phone: &str) -> Applicant {
 async fn a_registration_is_told_once(mode: Mode) {
     let world = World::start(mode).await.expect("world");
     let (_, officer) = world.token("officer", Some(uuid::Uuid::now_v7()), &["tanger"]);
-    let phone = format!("+2126{:08}", rand_digits());
+    let phone = format!("+2126{}", digits(8));
     let mut intake = IntakeServiceClient::new(world.channel("intake"));
     intake
         .create_applicant(bearer(
@@ -56,9 +47,9 @@ async fn a_registration_is_told_once(mode: Mode) {
     let sent = world.sms.wait_accepted(1, Duration::from_secs(30)).await;
     assert_eq!(sent[0].body["to"], phone.as_str());
     let text = sent[0].body["text"].as_str().unwrap_or_default();
-    assert!(text.contains("Mariam") && text.chars().any(|c| ('\u{0600}'..='\u{06FF}').contains(&c)), "in Arabic, with her name: {text}");
+    assert!(text.contains("Mariam") && has_arabic(text), "in Arabic, with her name: {text}");
     // A second registration is the marker: once its SMS is in, nothing more came for the first.
-    let marker = format!("+2126{:08}", rand_digits());
+    let marker = format!("+2126{}", digits(8));
     intake
         .create_applicant(bearer(
             CreateApplicantRequest { applicant: Some(migrant("Awa", &["fr"], &marker)), request_id: uuid::Uuid::new_v4().to_string() },
@@ -70,10 +61,6 @@ async fn a_registration_is_told_once(mode: Mode) {
     assert_eq!(sent.iter().filter(|r| r.body["to"] == phone.as_str()).count(), 1, "told once");
     assert_eq!(world.sms.requests().len(), 2);
     world.stop().await.expect("clean stop");
-}
-
-fn rand_digits() -> u64 {
-    u64::from_le_bytes(uuid::Uuid::new_v4().as_bytes()[..8].try_into().expect("8 bytes")) % 100_000_000
 }
 
 #[tokio::test]

@@ -15,65 +15,14 @@ use std::time::Duration;
 use serde_json::Value;
 use uuid::Uuid;
 use work4life_testkit::eventually;
-use work4life_tests::world::{Mode, World};
+use work4life_tests::{
+    steps::{STEPS, assert_each_step_told_once, assert_steps_told_in_order, sms_to, wait_until_every_step_is_sent},
+    world::{Mode, World},
+};
 
 const CROSSING: Duration = Duration::from_secs(60);
-/// Every message a member hears of, one per step of the journey.
-const STEPS: [&str; 8] = [
-    "intake.applicant.registered",
-    "intake.application.submitted",
-    "intake.application.accepted",
-    "grants.award.created",
-    "coaching.session.scheduled",
-    "coaching.milestone.verified",
-    "grants.tranche.payable",
-    "grants.disbursement.paid",
-];
 /// The members the script registers: given name and the first language they read.
 const MEMBERS: [(&str, &str); 4] = [("Fatima", "ar"), ("Aminata", "fr"), ("Grace", "en"), ("Christelle", "fr")];
-/// Per step, a phrase found in that step's seed SMS template (services/notifications/src/
-/// seed_templates.rs) and in no other step's, in French, English and Arabic (as journey_startup.rs).
-const PHRASES: [[&str; 3]; 8] = [
-    ["inscription", "registered", "تسجيلكم"],
-    ["déposée", "submitted", "إيداع"],
-    ["Bonne nouvelle", "Good news", "تهانينا"],
-    ["accorde", "awarded", "منحكم"],
-    ["séance", "coaching session", "جلسة"],
-    ["Bravo", "Well done", "أحسنتم"],
-    ["la tranche", "of your WORK4LIFE grant", "الدفعة"],
-    ["vous a versé", "has paid", "حولنا"],
-];
-
-/// The step an SMS in `locale` tells of, by its template's phrase (panics if none or several match).
-fn step_of(text: &str, locale: &str) -> &'static str {
-    let column = match locale {
-        "fr" => 0,
-        "en" => 1,
-        "ar" => 2,
-        other => panic!("no phrases for {other}"),
-    };
-    let matched: Vec<&str> = STEPS.iter().zip(PHRASES).filter(|(_, p)| text.contains(p[column])).map(|(s, _)| *s).collect();
-    assert_eq!(matched.len(), 1, "one step's words in a {locale} SMS: {text}");
-    matched[0]
-}
-
-/// The SMS the provider accepted for `phone`, one per message (idempotency key), oldest first.
-fn sms_to(world: &World, phone: &str) -> Vec<String> {
-    let mut seen = std::collections::BTreeSet::new();
-    world
-        .sms
-        .accepted()
-        .into_iter()
-        .filter(|r| r.body["to"] == phone)
-        .filter(|r| seen.insert(r.headers.get("idempotency-key").cloned().unwrap_or_default()))
-        .map(|r| r.body["text"].as_str().unwrap_or_default().to_string())
-        .collect()
-}
-
-fn has_arabic(text: &str) -> bool {
-    text.chars().any(|c| ('\u{0600}'..='\u{06FF}').contains(&c))
-}
-
 /// A disbursement row: id, state, requested_by, approved_by, external_reference.
 type Disbursement = (Uuid, String, String, Option<String>, Option<String>);
 
@@ -176,26 +125,9 @@ async fn the_python_journey(mode: Mode) {
     // Each member heard of each step once, in the first language they read, by SMS.
     let notifications_db = world.pool("notifications").await.expect("notifications pool");
     let recipients: Vec<String> = members.iter().map(|m| m["applicant"].as_str().expect("applicant").to_string()).collect();
-    let rows: Vec<(String, String, String, String, String)> = eventually("every member's eight messages are sent", CROSSING, || async {
-        let rows: Vec<(String, String, String, String, String)> = sqlx::query_as(
-            "SELECT recipient, message_type, state, locale, coalesce(channel, '') FROM messages WHERE recipient = ANY($1) ORDER BY created_at",
-        )
-        .bind(&recipients)
-        .fetch_all(&notifications_db)
-        .await
-        .expect("messages");
-        (rows.len() >= 4 * STEPS.len() && rows.iter().all(|r| r.2 == "sent" || r.2 == "delivered")).then_some(rows)
-    })
-    .await;
-    let mut want = STEPS.to_vec();
-    want.sort_unstable();
+    let rows = wait_until_every_step_is_sent(&notifications_db, &recipients, CROSSING).await;
     for (recipient, (given, language)) in recipients.iter().zip(MEMBERS) {
-        let mut got: Vec<&str> = rows.iter().filter(|r| &r.0 == recipient).map(|r| r.1.as_str()).collect();
-        got.sort_unstable();
-        assert_eq!(got, want, "{given}: each step's message exactly once");
-        for r in rows.iter().filter(|r| &r.0 == recipient) {
-            assert_eq!((r.3.as_str(), r.4.as_str()), (language, "sms"), "{given}: {} in their language, by SMS", r.1);
-        }
+        assert_each_step_told_once(&rows, recipient, given, language);
     }
     // Each phone got the eight steps' SMS once each, in order (the script waited, through
     // notifications' ListMessages, until every member was sent a step's message before the next
@@ -207,18 +139,7 @@ async fn the_python_journey(mode: Mode) {
             (texts.len() >= STEPS.len()).then_some(texts)
         })
         .await;
-        let mut steps: Vec<&str> = texts.iter().map(|t| step_of(t, language)).collect();
-        // "Milestone verified" (coaching → notifications) and "tranche payable" (coaching →
-        // grants → notifications) are two consequences of one verification, told concurrently:
-        // either may arrive first.
-        if steps.len() == STEPS.len() {
-            steps[5..7].sort_unstable_by_key(|s| STEPS.iter().position(|x| x == s));
-        }
-        assert_eq!(steps, STEPS, "{given}: the steps in order, each once: {texts:#?}");
-        for text in &texts {
-            assert_eq!(has_arabic(text), language == "ar", "{given} ({language}): {text}");
-            assert!(text.contains(given), "{given} is named: {text}");
-        }
+        assert_steps_told_in_order(&texts, given, language);
     }
     eprintln!("the Python client's collective start-up journey ({mode:?}) took {:?}", started.elapsed());
     world.stop().await.expect("clean stop");
