@@ -3,6 +3,7 @@
 //! [`Suite::all_in_one`] (one process, `--target=all`) and [`Suite::split`] (one process per
 //! service, peers addressed by `W4L_<SERVICE>_URL`). Each suite gets its own database.
 
+pub mod private_postgres;
 pub mod steps;
 pub mod world;
 

@@ -42,6 +42,11 @@ impl World {
 
     /// [`World::start`] with more environment variables for every process.
     pub async fn start_with(mode: Mode, more: &[(&str, &str)]) -> anyhow::Result<Self> {
+        Self::start_on(mode, &crate::server_url(), more).await
+    }
+
+    /// [`World::start_with`] on the PostgreSQL server at `server` (`postgres://user@host:port`).
+    pub async fn start_on(mode: Mode, server: &str, more: &[(&str, &str)]) -> anyhow::Result<Self> {
         let redis = TestRedis::start().await;
         let signer = TestSigner::new();
         let (sms, smtp) = (HttpProvider::start().await, SmtpServer::start().await);
@@ -59,7 +64,7 @@ impl World {
         ];
         let mut extra = extra;
         extra.extend(more.iter().map(|(k, v)| (*k, (*v).to_string())));
-        let database_url = crate::fresh_database_url();
+        let database_url = format!("{server}/w4l_suite_{}", uuid::Uuid::new_v4().simple());
         let seeded = crate::seed(&database_url, &extra).await?;
         let suite = match mode {
             Mode::AllInOne => Suite::all_in_one_on(database_url, &extra).await?,

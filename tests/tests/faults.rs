@@ -269,3 +269,78 @@ async fn three_times_capacity_is_shed_with_resource_exhausted() {
     assert!(!ok.is_empty(), "and the rest is served");
     world.stop().await.expect("clean stop");
 }
+
+#[tokio::test]
+async fn postgresql_restarted_under_load_loses_no_acknowledged_write_and_answers_unavailable() {
+    let pg = match work4life_tests::private_postgres::PrivatePostgres::start() {
+        Ok(pg) => pg,
+        Err(e) => panic!("a private PostgreSQL server (initdb as the postgres user): {e:#}"),
+    };
+    let world = World::start_on(Mode::Split, &pg.server_url(), &[]).await.expect("world");
+    let (_, officer) = world.token("officer", Some(uuid::Uuid::now_v7()), &["rabat_sale"]);
+    let base = u64::from_le_bytes(uuid::Uuid::new_v4().as_bytes()[..8].try_into().expect("8 bytes")) % 90_000_000;
+    // Four callers register people without pause for 6 s; PostgreSQL restarts 1.5 s in.
+    let stop = tokio::time::Instant::now() + Duration::from_secs(6);
+    let mut tasks = tokio::task::JoinSet::new();
+    for caller in 0..4u64 {
+        let (channel, token) = (world.channel("intake"), officer.clone());
+        tasks.spawn(async move {
+            let mut intake = IntakeServiceClient::new(channel);
+            let mut answers = Vec::new();
+            let mut i = 0u64;
+            while tokio::time::Instant::now() < stop {
+                let phone = format!("+2126{:08}", base + caller * 100_000 + i);
+                let request =
+                    CreateApplicantRequest { applicant: Some(person(i as usize, &phone)), request_id: uuid::Uuid::new_v4().to_string() };
+                let mut request = bearer(request, &token);
+                request.set_timeout(Duration::from_secs(5));
+                let answer = intake.create_applicant(request).await;
+                answers.push(
+                    answer.map(|a| a.into_inner().applicant.expect("applicant").name).map_err(|s| (s.code(), s.message().to_string())),
+                );
+                i += 1;
+            }
+            answers
+        });
+    }
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let down = tokio::task::spawn_blocking(move || {
+        let took = pg.restart().expect("pg_ctl restart");
+        (pg, took)
+    });
+    let mut answers = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        answers.extend(done.expect("caller"));
+    }
+    let (pg, restart_took) = down.await.expect("restart");
+    let acknowledged: Vec<&String> = answers.iter().filter_map(|a| a.as_ref().ok()).collect();
+    let refused: Vec<&(tonic::Code, String)> = answers.iter().filter_map(|a| a.as_ref().err()).collect();
+    let wrong: Vec<_> =
+        refused.iter().filter(|(code, _)| !matches!(code, tonic::Code::Unavailable | tonic::Code::DeadlineExceeded)).collect();
+    println!(
+        "faults: PostgreSQL restarted in {:.1} s under load: {} registrations acknowledged, {} refused ({:?})",
+        restart_took.as_secs_f64(),
+        acknowledged.len(),
+        refused.len(),
+        refused.iter().map(|(c, _)| format!("{c:?}")).collect::<std::collections::BTreeSet<_>>()
+    );
+    assert!(wrong.is_empty(), "callers must see UNAVAILABLE (or their deadline), not: {wrong:?}");
+    // No acknowledged write lost.
+    let pool = world.pool("intake").await.expect("pool");
+    let ids: Vec<uuid::Uuid> = acknowledged.iter().map(|n| n.trim_start_matches("applicants/").parse().expect("uuid")).collect();
+    let stored: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM applicants WHERE id = ANY($1)").bind(&ids).fetch_one(&pool).await.expect("count");
+    assert_eq!(stored, ids.len() as i64, "every acknowledged registration is there");
+    // The services recover by themselves: a registration now succeeds.
+    let mut intake = IntakeServiceClient::new(world.channel("intake"));
+    let phone = format!("+2126{:08}", base + 900_000);
+    let after = intake
+        .create_applicant(bearer(
+            CreateApplicantRequest { applicant: Some(person(9, &phone)), request_id: uuid::Uuid::new_v4().to_string() },
+            &officer,
+        ))
+        .await;
+    assert!(after.is_ok(), "after the restart: {after:?}");
+    world.stop().await.expect("clean stop");
+    drop(pg);
+}

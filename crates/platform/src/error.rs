@@ -135,8 +135,21 @@ impl From<sqlx::Error> for ServiceError {
         {
             return Self::Aborted { reason: "CONCURRENT_UPDATE", message: "a concurrent change got in the way; retry the request".into() };
         }
+        // The server is going away or not accepting connections yet (a restart, a failover):
+        // connection exceptions (class 08) and operator intervention (57P01 admin_shutdown,
+        // 57P02 crash_shutdown, 57P03 cannot_connect_now). The caller retries; with its request id, a
+        // write whose commit did land before the cut is answered again, not repeated.
+        if let sqlx::Error::Database(db) = &err
+            && db.code().is_some_and(|c| c.starts_with("08") || c.starts_with("57P"))
+        {
+            return Self::Unavailable("database unavailable".into());
+        }
         match err {
-            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => Self::Unavailable("database unavailable".into()),
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::Io(_)
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed
+            | sqlx::Error::Protocol(_) => Self::Unavailable("database unavailable".into()),
             other => Self::Internal(anyhow::Error::new(other).context("database")),
         }
     }
