@@ -182,6 +182,11 @@ fn session_plan(event_type: &str, e: SessionChanged, now: OffsetDateTime) -> Pla
     // A change to an appointment is a service message: a person who opted out of reminders must
     // still hear that the session moved or will not take place.
     let kind = if event_type == "coaching.session.scheduled" { Kind::Reminder } else { Kind::Service };
+    // A session booked, moved or cancelled after its start (a coach recording one that took
+    // place) is news to nobody: no message, though earlier reminders are still cancelled.
+    if start.is_some_and(|s| s <= now) {
+        return plan;
+    }
     for participant in e.participants {
         let mut m = one(participant.clone(), message_type, kind, v.clone());
         m.about.clone_from(&about);
@@ -318,6 +323,13 @@ mod tests {
         let cancelled = plan(&event("coaching.session.cancelled", soon.encode_to_vec()), now).expect("ok").expect("plan");
         assert_eq!(cancelled.messages[0].message_type, "coaching.session.cancelled");
         assert!(cancelled.cancel_about.is_some());
+        let past =
+            SessionChanged { start_time: Some(Timestamp { seconds: (now - time::Duration::hours(3)).unix_timestamp(), nanos: 0 }), ..soon };
+        for kind in ["coaching.session.scheduled", "coaching.session.rescheduled", "coaching.session.cancelled"] {
+            let p = plan(&event(kind, past.encode_to_vec()), now).expect("ok").expect("plan");
+            assert!(p.messages.is_empty(), "{kind} of a session that already started tells nobody");
+            assert_eq!(p.cancel_about.is_some(), kind != "coaching.session.scheduled", "older reminders are still cancelled");
+        }
     }
 
     #[test]
