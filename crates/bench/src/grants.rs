@@ -959,33 +959,6 @@ fn latency_line(label: &str, h: &Histogram<u64>) -> String {
     )
 }
 
-/// A copy of the donor report's breakdown query (services/grants/src/reports.rs, BREAKDOWNS), for EXPLAIN.
-const BREAKDOWNS: &str = "\
-WITH live AS (
-    SELECT a.id, a.zone, a.window_code FROM awards a
-    WHERE a.program = $1 AND a.created_at <= $2 AND (a.cancelled_at IS NULL OR a.cancelled_at > $2)
-), money AS (
-    SELECT e.award_id,
-           coalesce(sum(e.amount_minor) FILTER (WHERE e.account LIKE '%/committed' OR e.account LIKE '%/in_payment' OR e.account LIKE '%/disbursed'), 0)::bigint AS committed,
-           coalesce(sum(e.amount_minor) FILTER (WHERE e.account LIKE '%/disbursed'), 0)::bigint AS disbursed
-    FROM entries e JOIN live ON live.id = e.award_id WHERE e.posted_at <= $2 GROUP BY e.award_id
-), people AS (
-    SELECT live.id AS award_id, live.zone, live.window_code, b.applicant_id, b.gender, b.nationality, b.age_band,
-           coalesce(m.committed, 0) AS committed, coalesce(m.disbursed, 0) AS disbursed,
-           count(*) OVER (PARTITION BY live.id) AS n, row_number() OVER (PARTITION BY live.id ORDER BY b.position) AS rn
-    FROM live JOIN award_beneficiaries b ON b.award_id = live.id LEFT JOIN money m ON m.award_id = live.id
-), shares AS (
-    SELECT *, committed / n + CASE WHEN rn = 1 THEN committed % n ELSE 0 END AS c_share,
-              disbursed / n + CASE WHEN rn = 1 THEN disbursed % n ELSE 0 END AS d_share
-    FROM people
-)
-SELECT CASE WHEN GROUPING(zone) = 0 THEN 'zone' WHEN GROUPING(window_code) = 0 THEN 'window' WHEN GROUPING(gender) = 0 THEN 'gender'
-            WHEN GROUPING(nationality) = 0 THEN 'nationality' ELSE 'age_band' END AS dimension,
-       coalesce(zone, window_code, gender, nationality, age_band) AS key,
-       count(DISTINCT award_id)::int AS awards, count(DISTINCT applicant_id)::int AS persons,
-       sum(c_share)::bigint AS committed, sum(d_share)::bigint AS disbursed
-FROM shares GROUP BY GROUPING SETS ((zone), (window_code), (gender), (nationality), (age_band)) ORDER BY 1, 2";
-
 async fn report(args: &GrantsArgs, key: &SigningKey, redis: &str) -> anyhow::Result<()> {
     let name = format!("{}_report_{}", args.database, args.awards);
     let url = format!("{}/{name}", args.server);
@@ -1100,11 +1073,12 @@ async fn report(args: &GrantsArgs, key: &SigningKey, redis: &str) -> anyhow::Res
     }
     if args.explain {
         for (label, at) in [("now", now), ("540 days ago", past)] {
-            let plan: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("EXPLAIN (ANALYZE, BUFFERS) {BREAKDOWNS}")))
-                .bind(REPORT_PROGRAM)
-                .bind(at)
-                .fetch_all(&t.pool)
-                .await?;
+            let plan: Vec<String> =
+                sqlx::query_scalar(sqlx::AssertSqlSafe(format!("EXPLAIN (ANALYZE, BUFFERS) {}", work4life_grants::reports::BREAKDOWNS)))
+                    .bind(REPORT_PROGRAM)
+                    .bind(at)
+                    .fetch_all(&t.pool)
+                    .await?;
             println!("EXPLAIN ANALYZE of the breakdowns as of {label}:\n{}", plan.join("\n"));
         }
         for (label, sql) in [(

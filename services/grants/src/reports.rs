@@ -17,8 +17,9 @@ use crate::{
     ledger::{self, LineMoney},
 };
 
-/// Per-person breakdowns in one pass: GROUPING SETS over the awards' beneficiaries as of `$2`.
-const BREAKDOWNS: &str = "\
+/// Per-person breakdowns in one pass: GROUPING SETS over the awards' beneficiaries as of `$2`
+/// (public for the benchmark's EXPLAIN).
+pub const BREAKDOWNS: &str = "\
 WITH live AS (
     SELECT a.id, a.zone, a.window_code FROM awards a
     WHERE a.program = $1 AND a.created_at <= $2 AND (a.cancelled_at IS NULL OR a.cancelled_at > $2)

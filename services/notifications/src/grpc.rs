@@ -60,6 +60,16 @@ fn is_manager(p: &Principal) -> bool {
     p.has_role("admin") || p.has_role("program_manager")
 }
 
+/// Templates are managed by admins and program managers only.
+fn managers_only(p: &Principal) -> Result<(), ServiceError> {
+    if is_manager(p) { Ok(()) } else { Err(ServiceError::PermissionDenied("templates are managed by admins and program managers")) }
+}
+
+/// Provider callbacks come from the gateway (or an admin acting for it).
+fn gateway_only(p: &Principal, what: &'static str) -> Result<(), ServiceError> {
+    if p.has_role("gateway") || p.has_role("admin") { Ok(()) } else { Err(ServiceError::PermissionDenied(what)) }
+}
+
 fn valid_locale(locale: &str) -> bool {
     let (lang, region) = locale.split_once('-').unwrap_or((locale, ""));
     (2..=3).contains(&lang.len())
@@ -328,9 +338,7 @@ fn validate_template(t: Option<&WireTemplate>) -> Vec<FieldViolation> {
 impl NotificationsService for NotificationsApi {
     async fn create_template(&self, request: Request<CreateTemplateRequest>) -> Result<Response<CreateTemplateResponse>, Status> {
         actor!(request, actor);
-        if !is_manager(actor.principal) {
-            return Err(ServiceError::PermissionDenied("templates are managed by admins and program managers").into());
-        }
+        managers_only(actor.principal)?;
         let r = request.get_ref();
         let mut v = validate_template(r.template.as_ref());
         check_request_id(&mut v, &r.request_id);
@@ -349,9 +357,7 @@ impl NotificationsService for NotificationsApi {
 
     async fn get_template(&self, request: Request<GetTemplateRequest>) -> Result<Response<GetTemplateResponse>, Status> {
         actor!(request, actor);
-        if !is_manager(actor.principal) {
-            return Err(ServiceError::PermissionDenied("templates are managed by admins and program managers").into());
-        }
+        managers_only(actor.principal)?;
         let name = &request.get_ref().name;
         let parts: Vec<&str> = name.split('/').collect();
         let ["templates", message_type, channel, locale, "versions", version] = parts.as_slice() else {
@@ -376,9 +382,7 @@ impl NotificationsService for NotificationsApi {
 
     async fn list_templates(&self, request: Request<ListTemplatesRequest>) -> Result<Response<ListTemplatesResponse>, Status> {
         actor!(request, actor);
-        if !is_manager(actor.principal) {
-            return Err(ServiceError::PermissionDenied("templates are managed by admins and program managers").into());
-        }
+        managers_only(actor.principal)?;
         let r = request.get_ref();
         let mut v = Vec::new();
         let size = gather(&mut v, page_size(r.page_size)).unwrap_or_default();
@@ -714,9 +718,7 @@ impl NotificationsService for NotificationsApi {
         request: Request<RecordDeliveryReportRequest>,
     ) -> Result<Response<RecordDeliveryReportResponse>, Status> {
         actor!(request, actor);
-        if !(actor.principal.has_role("gateway") || actor.principal.has_role("admin")) {
-            return Err(ServiceError::PermissionDenied("delivery reports come from the provider gateway").into());
-        }
+        gateway_only(actor.principal, "delivery reports come from the provider gateway")?;
         let r = request.get_ref();
         let mut v = Vec::new();
         let channel = code_of(CHANNELS, r.channel).filter(|c| *c != "inbox");
@@ -762,9 +764,7 @@ impl NotificationsService for NotificationsApi {
         request: Request<ReceiveInboundMessageRequest>,
     ) -> Result<Response<ReceiveInboundMessageResponse>, Status> {
         actor!(request, actor);
-        if !(actor.principal.has_role("gateway") || actor.principal.has_role("admin")) {
-            return Err(ServiceError::PermissionDenied("inbound messages come from the provider gateway").into());
-        }
+        gateway_only(actor.principal, "inbound messages come from the provider gateway")?;
         let r = request.get_ref();
         let mut v = Vec::new();
         let channel = code_of(CHANNELS, r.channel).filter(|c| *c == "sms" || *c == "whatsapp");
